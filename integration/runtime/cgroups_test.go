@@ -1,0 +1,118 @@
+package runtime_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/xstack/xstack/integration/internal/testenv"
+)
+
+func requireCgroupV1(t *testing.T) {
+	t.Helper()
+	if testenv.IsCgroupV2Only() || testenv.CgroupV1Dir("memory") == "" {
+		t.Skip("cgroup v1 tests need the v1 memory/cpu/cpuset/pids/blkio hierarchies; this host is cgroup v2")
+	}
+}
+
+// TestCgroupResources: linux.resources land in the v1 files at
+// cgroupsPath, the init is in those cgroups, and delete removes them.
+func TestCgroupResources(t *testing.T) {
+	t.Parallel()
+	requireCgroupV1(t)
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		i64 := func(v int64) *int64 { return &v }
+		u64 := func(v uint64) *uint64 { return &v }
+		u16 := func(v uint16) *uint16 { return &v }
+		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			r := s.Linux.Resources
+			r.Memory = &specs.LinuxMemory{Limit: i64(64 << 20), Reservation: i64(32 << 20)}
+			r.CPU = &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(100000), Cpus: "0", Mems: "0"}
+			r.Pids = &specs.LinuxPids{Limit: i64(100)}
+			r.BlockIO = &specs.LinuxBlockIO{Weight: u16(500)}
+		}))
+		c := rt.CreateStart(t, b)
+		for _, tc := range []struct{ ctrl, file, want string }{
+			{"memory", "memory.limit_in_bytes", "67108864"},
+			{"memory", "memory.soft_limit_in_bytes", "33554432"},
+			{"cpu", "cpu.shares", "512"},
+			{"cpu", "cpu.cfs_quota_us", "50000"},
+			{"cpu", "cpu.cfs_period_us", "100000"},
+			{"cpuset", "cpuset.cpus", "0"},
+			{"cpuset", "cpuset.mems", "0"},
+			{"pids", "pids.max", "100"},
+		} {
+			got, err := testenv.ReadCgroupFile(tc.ctrl, b.CgroupsPath, tc.file)
+			if err != nil || got != tc.want {
+				t.Errorf("%s/%s: %q (%v), want %q", tc.ctrl, tc.file, got, err, tc.want)
+			}
+		}
+		// blkio.weight is blkio.bfq.weight on kernels without CFQ.
+		w, err := testenv.ReadCgroupFile("blkio", b.CgroupsPath, "blkio.weight")
+		if err != nil {
+			w, err = testenv.ReadCgroupFile("blkio", b.CgroupsPath, "blkio.bfq.weight")
+		}
+		if err != nil || !strings.HasPrefix(strings.TrimPrefix(w, "default "), "500") {
+			t.Errorf("blkio weight: %q (%v), want 500", w, err)
+		}
+		// The init is in every controller's cgroup at cgroupsPath.
+		pid := c.Pid(t)
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		for _, ctrl := range []string{"memory", "cpu", "cpuset", "pids", "blkio", "devices", "freezer"} {
+			found := false
+			for _, l := range strings.Split(string(cg), "\n") {
+				f := strings.SplitN(l, ":", 3)
+				if len(f) == 3 && strings.Contains(","+f[1]+",", ","+ctrl+",") && f[2] == b.CgroupsPath {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("init not in %s:%s: %s", ctrl, b.CgroupsPath, cg)
+			}
+		}
+		procs, _ := testenv.ReadCgroupFile("memory", b.CgroupsPath, "cgroup.procs")
+		if !strings.Contains("\n"+procs+"\n", fmt.Sprintf("\n%d\n", pid)) {
+			t.Errorf("memory cgroup.procs %q lacks init %d", procs, pid)
+		}
+		// Inside, the container sees its own cgroup's limit.
+		if out := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); strings.TrimSpace(out) != "67108864" {
+			t.Errorf("memory limit seen inside: %q", out)
+		}
+		rt.MustRun(t, "delete", "--force", c.ID)
+		for _, h := range testenv.CgroupHierarchies() {
+			if _, err := os.Stat(filepath.Join(h, b.CgroupsPath)); err == nil {
+				t.Errorf("cgroup %s%s left after delete", h, b.CgroupsPath)
+			}
+		}
+	})
+}
+
+// TestPidsLimit: pids.max is enforced.
+func TestPidsLimit(t *testing.T) {
+	t.Parallel()
+	requireCgroupV1(t)
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		script := "for i in 1 2 3 4 5 6 7 8 9 10; do /xtest sleep 30 & done; echo spawned; kill $(jobs -p)"
+		for _, tc := range []struct {
+			limit   int64
+			spawned bool
+		}{{5, false}, {50, true}} {
+			limit := tc.limit
+			b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+				s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
+			}), testenv.WithArgs("/bin/sh", "-c", script))
+			r := runFG(t, rt, b)
+			spawned := strings.Contains(r.Stdout, "spawned")
+			if spawned != tc.spawned {
+				t.Errorf("pids.max %d: spawned 10 processes = %v, want %v (%s)", tc.limit, spawned, tc.spawned, r)
+			}
+			if !tc.spawned && !strings.Contains(r.Stderr, "can't fork") {
+				t.Errorf("pids.max %d: no fork failure: %s", tc.limit, r)
+			}
+		}
+	})
+}

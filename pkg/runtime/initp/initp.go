@@ -1,0 +1,94 @@
+// Package initp is the container side of xrunc: the code that runs as
+// "xrunc init" inside the container's namespaces (entered by the nsenter
+// constructor), sets up the rootfs and the process's credentials, and
+// finally execs the container's program. The parent side is pkg/runtime;
+// the conversation between them is pkg/runtime/syncproto.
+//
+// Credentials and some namespaces are per thread in Linux, so everything
+// here runs on the main thread, locked before main() (see cmd/xrunc), and
+// the final execve happens from that same thread.
+//
+// Internal to xstack; no API stability.
+package initp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/runtime/syncproto"
+)
+
+// Main is the entry point of "xrunc init". It never returns.
+func Main() {
+	fd, err := strconv.Atoi(os.Getenv(syncproto.EnvSyncFd))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xrunc init: must be started by xrunc (no sync fd)")
+		os.Exit(255)
+	}
+	conn := syncproto.NewConn(fd)
+	err = run(conn)
+	// run only returns on failure; success ends in execve.
+	if err == nil {
+		err = errors.New("init returned without executing the container process")
+	}
+	if serr := conn.Send(&syncproto.Message{Type: syncproto.TypeError, Error: err.Error()}); serr != nil {
+		// The parent is gone (create returned, start released us): the
+		// container's stderr is the only place left to report.
+		fmt.Fprintln(os.Stderr, "xrunc init:", err)
+	}
+	os.Exit(255)
+}
+
+func run(conn *syncproto.Conn) error {
+	msg, _, err := conn.Expect(syncproto.TypeConfig)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg := msg.Config
+	if cfg == nil || cfg.Process == nil {
+		return errors.New("protocol error: config message without a process")
+	}
+	// Clean out what our own start-up needed; the container's program gets
+	// exactly the spec's environment.
+	os.Unsetenv(syncproto.EnvSyncFd)
+
+	switch cfg.Mode {
+	case syncproto.ModeCreate:
+		return newContainer(conn, cfg)
+	case syncproto.ModeExec:
+		return joinContainer(conn, cfg)
+	}
+	return fmt.Errorf("protocol error: unknown init mode %q", cfg.Mode)
+}
+
+// handshake tells the parent the setup is done and waits until it has
+// saved the container's state.
+func handshake(conn *syncproto.Conn) error {
+	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeReady}); err != nil {
+		return err
+	}
+	if _, _, err := conn.Expect(syncproto.TypeRun); err != nil {
+		return fmt.Errorf("wait for the go-ahead: %w", err)
+	}
+	return nil
+}
+
+func joinSessionKeyring(cfg *syncproto.InitConfig) error {
+	if cfg.NoNewKeyring {
+		return nil
+	}
+	// A fresh session keyring keeps the container from reading the host
+	// session's keys. Kernels without keyrings, or where the user
+	// namespace forbids it, keep the inherited one, as with runc.
+	if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil {
+		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EDQUOT) {
+			return nil
+		}
+		return fmt.Errorf("join session keyring: %w", err)
+	}
+	return nil
+}

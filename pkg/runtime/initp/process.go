@@ -1,0 +1,216 @@
+package initp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/runtime/caps"
+	"github.com/xstack/xstack/pkg/runtime/syncproto"
+	"github.com/xstack/xstack/pkg/runtime/user"
+)
+
+// prepareProcess applies everything about the process itself, in the order
+// the kernel allows: the bounding set needs CAP_SETPCAP so it is dropped
+// first; the switch to the container user keeps the permitted set only
+// with PR_SET_KEEPCAPS; the final sets are installed last. It returns the
+// resolved executable and the environment.
+func prepareProcess(cfg *syncproto.InitConfig) (string, []string, error) {
+	p := cfg.Process
+	env := append([]string(nil), p.Env...)
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+homeOf(p.User.UID))
+	}
+
+	if p.User.Umask != nil {
+		unix.Umask(int(*p.User.Umask))
+	} else {
+		unix.Umask(0o022)
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return "", nil, fmt.Errorf("set no_new_privs: %w", err)
+		}
+	}
+
+	capSet, _ := caps.FromSpec(p.Capabilities)
+	if err := capSet.DropBounding(); err != nil {
+		return "", nil, err
+	}
+	// Try the working directory as root first: it may be reachable only
+	// with root's permissions, or only with the user's (root squashing).
+	cwdDone := unix.Chdir(p.Cwd) == nil
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return "", nil, fmt.Errorf("set keepcaps: %w", err)
+	}
+	if err := setUser(p.User); err != nil {
+		return "", nil, err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return "", nil, fmt.Errorf("clear keepcaps: %w", err)
+	}
+	if err := capSet.Apply(); err != nil {
+		return "", nil, err
+	}
+	if !cwdDone {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return "", nil, fmt.Errorf("chdir to cwd (%q) set in config.json: %w", p.Cwd, err)
+		}
+	}
+	if err := verifyCwd(); err != nil {
+		return "", nil, err
+	}
+	if err := closeExtraFds(cfg.PreserveFds); err != nil {
+		return "", nil, err
+	}
+	exe, err := lookPath(p.Args[0], env)
+	if err != nil {
+		return "", nil, err
+	}
+	return exe, env, nil
+}
+
+// setUser switches the calling thread to the container user with raw
+// per-thread system calls: the glibc and Go wrappers change every thread,
+// which is not possible (or wanted) here; execve happens from this thread.
+func setUser(u specs.User) error {
+	groups := make([]uint32, len(u.AdditionalGids))
+	copy(groups, u.AdditionalGids)
+	var ptr unsafe.Pointer
+	if len(groups) > 0 {
+		ptr = unsafe.Pointer(&groups[0])
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(ptr), 0); errno != 0 {
+		// A user namespace with setgroups denied can only keep no groups.
+		if !(errno == unix.EPERM && len(groups) == 0) {
+			return fmt.Errorf("setgroups %v: %w", groups, errno)
+		}
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); errno != 0 {
+		return fmt.Errorf("setresgid %d: %w", u.GID, errno)
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); errno != 0 {
+		return fmt.Errorf("setresuid %d: %w", u.UID, errno)
+	}
+	return nil
+}
+
+// verifyCwd refuses a working directory outside the container's root: a
+// leaked host fd used as cwd (process.cwd = /proc/self/fd/N) would give the
+// container the host's filesystem (CVE-2024-21626). getcwd(2) reports such
+// a directory as "(unreachable)/...".
+func verifyCwd() error {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Getcwd(buf)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return errors.New("current working directory is outside of the container's root")
+		}
+		return fmt.Errorf("getcwd: %w", err)
+	}
+	if n == 0 || buf[0] != '/' {
+		return errors.New("current working directory is outside of the container's root")
+	}
+	return nil
+}
+
+// closeExtraFds marks every fd above stdio and the preserved ones
+// close-on-exec, so nothing of xrunc's (sockets, the sync pipe, the Go
+// runtime's epoll fd, anything leaked by a caller) reaches the container.
+func closeExtraFds(preserve int) error {
+	first := uint(3 + preserve)
+	if err := unix.CloseRange(first, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("mark fds close-on-exec: %w", err)
+	}
+	return nil
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// homeOf looks up uid's home directory in the container's /etc/passwd (we
+// are inside the container's root already).
+func homeOf(uid uint32) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	entries, err := user.ParsePasswd(f)
+	if err != nil {
+		return "/"
+	}
+	return user.HomeFor(entries, uid)
+}
+
+// lookPath finds the executable the way execvp(3) would, with the
+// process's own PATH (not ours).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExecutable(name); err != nil {
+			return "", fmt.Errorf("exec: %q: %w", name, err)
+		}
+		return name, nil
+	}
+	path := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}
+
+func checkExecutable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.New("no such file or directory")
+		}
+		return err
+	}
+	if st.IsDir() {
+		return errors.New("is a directory")
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return fmt.Errorf("permission denied")
+	}
+	return nil
+}
+
+// execve replaces the init with the container's program.
+func execve(exe string, args, env []string) error {
+	// The Go runtime raised our soft RLIMIT_NOFILE at start-up and would
+	// restore the value it saw then on exec, undoing the spec's rlimit that
+	// the parent set; setting it (to itself) tells the runtime to keep it.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if err := syscall.Exec(exe, args, env); err != nil {
+		return fmt.Errorf("exec %s: %w", exe, err)
+	}
+	return nil
+}

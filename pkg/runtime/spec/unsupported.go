@@ -1,0 +1,61 @@
+package spec
+
+import (
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// SupportedHooks lists the hook kinds xrunc runs. Empty until hooks are
+// implemented: a config that asks for hooks is refused rather than run
+// without them.
+var SupportedHooks []string
+
+// checkUnsupported refuses configuration this runtime does not implement
+// yet. Silently ignoring a security or isolation setting would run the
+// container with weaker guarantees than its author asked for.
+func checkUnsupported(s *specs.Spec, _ string) error {
+	if h := s.Hooks; h != nil && len(SupportedHooks) == 0 {
+		if len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer)+len(h.Poststart)+len(h.Poststop) > 0 {
+			return fmt.Errorf("hooks: not supported by this version of xrunc")
+		}
+	}
+	if p := s.Process; p != nil {
+		switch {
+		case p.ApparmorProfile != "":
+			return fmt.Errorf("process.apparmorProfile: AppArmor is not supported by this version of xrunc")
+		case p.SelinuxLabel != "":
+			return fmt.Errorf("process.selinuxLabel: SELinux is not supported by this version of xrunc")
+		case p.Scheduler != nil:
+			return fmt.Errorf("process.scheduler: not supported by this version of xrunc")
+		case p.IOPriority != nil:
+			return fmt.Errorf("process.ioPriority: not supported by this version of xrunc")
+		case p.ExecCPUAffinity != nil:
+			return fmt.Errorf("process.execCPUAffinity: not supported by this version of xrunc")
+		}
+	}
+	l := s.Linux
+	if l == nil {
+		return nil
+	}
+	switch {
+	case l.Seccomp != nil:
+		return fmt.Errorf("linux.seccomp: not supported by this version of xrunc")
+	case l.IntelRdt != nil:
+		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc")
+	case l.Personality != nil:
+		return fmt.Errorf("linux.personality: not supported by this version of xrunc")
+	case len(l.TimeOffsets) > 0:
+		return fmt.Errorf("linux.timeOffsets: not supported by this version of xrunc")
+	case l.MemoryPolicy != nil:
+		return fmt.Errorf("linux.memoryPolicy: not supported by this version of xrunc")
+	case len(l.NetDevices) > 0:
+		return fmt.Errorf("linux.netDevices: not supported by this version of xrunc")
+	case l.MountLabel != "":
+		return fmt.Errorf("linux.mountLabel: SELinux is not supported by this version of xrunc")
+	}
+	if HasNamespace(s, specs.TimeNamespace) {
+		return fmt.Errorf("linux.namespaces: the time namespace is not supported by this version of xrunc")
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package syncproto is the message protocol between xrunc (the parent) and
+// the container's init process while the container is being set up. It runs
+// over a SOCK_SEQPACKET socketpair, one JSON message per packet, with file
+// descriptors attached as SCM_RIGHTS where a step hands one over.
+//
+// The conversation, in order (→ parent to child, ← child to parent):
+//
+//	← pid     {pid}     sent by the nsenter constructor (C, before the Go
+//	                    runtime) of the intermediate process: the pid of the
+//	                    final init, which is a direct child of xrunc
+//	                    (CLONE_PARENT). The intermediate then exits.
+//	→ mapped            only with a new user namespace: uid_map and gid_map
+//	                    of the init are written; it may become root in it.
+//	→ config  {config}  the parent has placed the init in its cgroups, set
+//	                    rlimits and oom_score_adj; the init may start setup.
+//	← ready             rootfs, console, hostname are set up; waiting.
+//	→ run               the parent has saved state.json, so a killed parent
+//	                    can still be cleaned up by "xrunc delete".
+//	← done              credentials dropped, the executable was found; the
+//	                    init closes its end and either execs at once (exec,
+//	                    run) or blocks on exec.fifo until "xrunc start".
+//	← error   {error}   at any point instead of the expected message; the
+//	                    child exits and the parent tears everything down.
+//
+// An EOF where a message is expected means the child died.
+//
+// Internal to xstack; no API stability.
+package syncproto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Message types; see the package comment for the order.
+const (
+	TypePid    = "pid"
+	TypeMapped = "mapped"
+	TypeConfig = "config"
+	TypeReady  = "ready"
+	TypeRun    = "run"
+	TypeDone   = "done"
+	TypeError  = "error"
+)
+
+// Modes of the init process.
+const (
+	ModeCreate = "create" // a new container's first process
+	ModeExec   = "exec"   // an extra process joining a running container
+)
+
+// EnvSyncFd names the environment variable carrying the init's fd number of
+// its end of the socketpair.
+const EnvSyncFd = "_XRUNC_SYNCFD"
+
+// Message is one packet.
+type Message struct {
+	Type   string      `json:"type"`
+	Pid    int         `json:"pid,omitempty"`
+	Error  string      `json:"error,omitempty"`
+	Config *InitConfig `json:"config,omitempty"`
+}
+
+// InitConfig is everything the init needs that it cannot compute itself.
+type InitConfig struct {
+	Mode string `json:"mode"`
+	ID   string `json:"id"`
+	// Spec is the whole container config (create) or the container's
+	// config at create time (exec, for the namespaces it has).
+	Spec *specs.Spec `json:"spec"`
+	// Process is what to run: spec.process for create, the exec process.
+	Process *specs.Process `json:"process"`
+	// Rootfs is the absolute host path of the root filesystem (create).
+	Rootfs       string `json:"rootfs,omitempty"`
+	NoPivot      bool   `json:"noPivot,omitempty"`
+	NoNewKeyring bool   `json:"noNewKeyring,omitempty"`
+	// ConsoleFd is the init's fd of a connected console socket, or -1.
+	ConsoleFd int `json:"consoleFd"`
+	// FifoFd is the init's O_PATH fd of exec.fifo (create), or -1.
+	FifoFd int `json:"fifoFd"`
+	// PreserveFds is how many fds after stdio stay open in the container.
+	PreserveFds int `json:"preserveFds,omitempty"`
+	// CgroupPaths are the container's cgroup directories on the host
+	// (controller → path, "" for cgroup v2), for "cgroup" mounts.
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// NewCgroupNS asks the init to unshare its cgroup namespace once it
+	// sits in its cgroup, so the container sees its cgroup as the root.
+	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+}
+
+// Conn is one end of the socketpair.
+type Conn struct {
+	f *os.File
+}
+
+// maxMessage bounds one packet; a config with a large seccomp profile fits.
+const maxMessage = 4 << 20
+
+// NewPair returns the parent's and the child's ends. Both are close-on-exec;
+// the child's end is handed over as an ExtraFile, which clears the flag.
+func NewPair() (parent *Conn, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	// A unix socket accounts queued data to the sender; raise the parent's
+	// limit so a large config fits in one packet. SNDBUFFORCE needs
+	// CAP_NET_ADMIN; without it the default applies.
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, maxMessage); err != nil {
+		_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, maxMessage)
+	}
+	return &Conn{f: os.NewFile(uintptr(fds[0]), "sync-parent")}, os.NewFile(uintptr(fds[1]), "sync-child"), nil
+}
+
+// NewConn wraps an inherited fd (the child's side).
+func NewConn(fd int) *Conn {
+	return &Conn{f: os.NewFile(uintptr(fd), "sync")}
+}
+
+// Fd returns the socket's descriptor.
+func (c *Conn) Fd() int { return int(c.f.Fd()) }
+
+// Close closes this end.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send writes one message with optional fds.
+func (c *Conn) Send(m *Message, fds ...int) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s message: %w", m.Type, err)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), b, oob, nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return fmt.Errorf("send %s message: %w", m.Type, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("send %s message: %w", m.Type, serr)
+	}
+	return nil
+}
+
+// Recv reads one message and any fds attached to it. It returns io.EOF when
+// the other side closed.
+func (c *Conn) Recv() (*Message, []int, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Peek at the packet's real length first, so a small message does not
+	// cost a maxMessage-sized buffer.
+	var peek [1]byte
+	var n, oobn int
+	var rerr error
+	buf := peek[:]
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	for _, flags := range []int{unix.MSG_PEEK | unix.MSG_TRUNC, unix.MSG_CMSG_CLOEXEC} {
+		if err := rc.Read(func(fd uintptr) bool {
+			if flags&unix.MSG_PEEK != 0 {
+				n, _, _, _, rerr = unix.Recvmsg(int(fd), buf, nil, flags)
+			} else {
+				n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, flags)
+			}
+			return rerr != unix.EAGAIN
+		}); err != nil {
+			return nil, nil, err
+		}
+		if rerr != nil {
+			if rerr == unix.ECONNRESET {
+				return nil, nil, io.EOF
+			}
+			return nil, nil, fmt.Errorf("receive: %w", rerr)
+		}
+		if flags&unix.MSG_PEEK != 0 {
+			if n > maxMessage {
+				return nil, nil, fmt.Errorf("receive: message of %d bytes is too large", n)
+			}
+			buf = make([]byte, max(n, 1))
+		}
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse control message: %w", err)
+		}
+		for _, cm := range msgs {
+			got, err := unix.ParseUnixRights(&cm)
+			if err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	if n == 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, io.EOF
+	}
+	var m Message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, fmt.Errorf("decode message: %w", err)
+	}
+	return &m, fds, nil
+}
+
+// ErrChildExited reports an EOF while a message was expected.
+var ErrChildExited = errors.New("container init exited during setup")
+
+// Expect reads one message and checks its type. An error message from the
+// other side becomes a Go error carrying its text.
+func (c *Conn) Expect(typ string) (*Message, []int, error) {
+	m, fds, err := c.Recv()
+	if err != nil {
+		if err == io.EOF {
+			return nil, nil, ErrChildExited
+		}
+		return nil, nil, err
+	}
+	if m.Type == TypeError {
+		return nil, nil, errors.New(m.Error)
+	}
+	if m.Type != typ {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, fmt.Errorf("protocol error: got %q message, want %q", m.Type, typ)
+	}
+	return m, fds, nil
+}
