@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xstack/xstack/pkg/cli"
 	"github.com/xstack/xstack/pkg/runtime"
 )
@@ -78,6 +80,12 @@ func preservedFds(ctx *cli.Context) ([]*os.File, error) {
 			return nil, fmt.Errorf("invalid LISTEN_FDS %q", v)
 		}
 		n += listen
+	}
+	// Nothing else the caller left open may reach the container's init:
+	// a leaked host directory fd is a way out of the rootfs
+	// (CVE-2024-21626).
+	if err := unix.CloseRange(uint(3+n), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("mark inherited fds close-on-exec: %w", err)
 	}
 	files := make([]*os.File, n)
 	for i := range files {

@@ -40,65 +40,76 @@ var execCommand = &cli.Command{
 		{Names: []string{"ignore-paused"}, Kind: cli.Bool, Usage: "allow exec in a paused container"},
 	},
 	Action: func(ctx *cli.Context) error {
-		if len(ctx.Args) < 1 {
-			return &cli.UsageError{Msg: `"exec" requires a minimum of 1 argument(s)`}
-		}
-		c, err := g.rt.Load(ctx.Args[0])
-		if err != nil {
-			return err
-		}
-		p, err := execProcess(ctx, c)
-		if err != nil {
-			return err
-		}
-		preserved, err := preservedFds(ctx)
-		if err != nil {
-			return err
-		}
-		o := runtime.ExecOpts{
-			Process:       p,
-			PidFile:       ctx.String("pid-file"),
-			ConsoleSocket: ctx.String("console-socket"),
-			Preserved:     preserved,
-			Stdio:         runtime.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
-			IgnorePaused:  ctx.Bool("ignore-paused"),
-		}
-		detach := ctx.Bool("detach")
-		var console *consolePair
-		if p.Terminal && !detach && o.ConsoleSocket == "" {
-			if console, err = newConsolePair(); err != nil {
+		if err := execAction(ctx); err != nil {
+			var exit exitError
+			if errors.As(err, &exit) {
 				return err
 			}
-			defer console.close()
-			o.Console = console.remote
+			return codeError{code: 255, err: err}
 		}
-		proc, err := c.Exec(o)
-		if err != nil {
-			return fmt.Errorf("exec failed: %w", err)
-		}
-		if detach {
-			return nil
-		}
-		signals := forwardSignals(func(s os.Signal) { _ = proc.Signal(s) })
-		defer signal.Stop(signals)
-		var wait func()
-		if console != nil {
-			if wait, err = console.attach(); err != nil {
-				_ = proc.Signal(unix.SIGKILL)
-			}
-		}
-		code, werr := proc.Wait()
-		if wait != nil {
-			wait()
-		}
-		if err != nil {
+		return nil
+	},
+}
+
+func execAction(ctx *cli.Context) error {
+	if len(ctx.Args) < 1 {
+		return &cli.UsageError{Msg: `"exec" requires a minimum of 1 argument(s)`}
+	}
+	c, err := g.rt.Load(ctx.Args[0])
+	if err != nil {
+		return err
+	}
+	p, err := execProcess(ctx, c)
+	if err != nil {
+		return err
+	}
+	preserved, err := preservedFds(ctx)
+	if err != nil {
+		return err
+	}
+	o := runtime.ExecOpts{
+		Process:       p,
+		PidFile:       ctx.String("pid-file"),
+		ConsoleSocket: ctx.String("console-socket"),
+		Preserved:     preserved,
+		Stdio:         runtime.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		IgnorePaused:  ctx.Bool("ignore-paused"),
+	}
+	detach := ctx.Bool("detach")
+	var console *consolePair
+	if p.Terminal && !detach && o.ConsoleSocket == "" {
+		if console, err = newConsolePair(); err != nil {
 			return err
 		}
-		if werr != nil {
-			return werr
+		defer console.close()
+		o.Console = console.remote
+	}
+	proc, err := c.Exec(o)
+	if err != nil {
+		return fmt.Errorf("exec failed: %w", err)
+	}
+	if detach {
+		return nil
+	}
+	signals := forwardSignals(func(s os.Signal) { _ = proc.Signal(s) })
+	defer signal.Stop(signals)
+	var wait func()
+	if console != nil {
+		if wait, err = console.attach(); err != nil {
+			_ = proc.Signal(unix.SIGKILL)
 		}
-		return exitError{code}
-	},
+	}
+	code, werr := proc.Wait()
+	if wait != nil {
+		wait()
+	}
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	return exitError{code}
 }
 
 // execProcess builds the process to run: from --process, or from the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xstack/xstack/pkg/cli"
 	"github.com/xstack/xstack/pkg/runtime/caps"
+	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/rootfs"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/version"
@@ -30,7 +31,7 @@ var featuresCommand = &cli.Command{
 		f := features.Features{
 			OCIVersionMin: "1.0.0",
 			OCIVersionMax: version.OCISpec,
-			Hooks:         rspec.SupportedHooks,
+			Hooks:         hooks.All,
 			MountOptions:  rootfs.KnownMountOptions(),
 			Linux: &features.Linux{
 				Namespaces:   namespaces,

@@ -1,3 +1,10 @@
+// xrunc is a short-lived process: skip the runtime's cgroup-aware
+// GOMAXPROCS probing, which reads cgroup files at every start and keeps
+// them open (the container's init would inherit the handles).
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command xrunc is an OCI runtime with runc's command line: containerd's
 // shim, go-runc, podman's conmon and scripts written for runc can drive it
 // unchanged. One file per command; the work is done in pkg/runtime.
@@ -65,19 +72,31 @@ func main() {
 	}
 	err := app.Run(os.Args[1:])
 	var exit exitError
+	var withCode codeError
 	switch {
 	case err == nil, errors.Is(err, cli.ErrHelpShown):
 		os.Exit(0)
 	case errors.As(err, &exit):
 		os.Exit(exit.code)
+	case errors.As(err, &withCode):
+		fatal(withCode.err, withCode.code)
 	}
-	fatal(err)
+	fatal(err, 1)
 }
 
 // exitError carries a container's exit status out of run and exec.
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// codeError is a failure that exits with a code other than 1 (runc's exec
+// exits 255 on its own errors, so they differ from the process's codes).
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e codeError) Error() string { return e.err.Error() }
 
 func setup(ctx *cli.Context) error {
 	gc := ctx.Global
@@ -107,7 +126,7 @@ func setup(ctx *cli.Context) error {
 
 // fatal logs err like runc does: to the log, and also plainly to stderr
 // when the log is a file (containerd reads the file, humans the terminal).
-func fatal(err error) {
+func fatal(err error, code int) {
 	if g.rt == nil {
 		// Failed before the global flags were applied.
 		slog.SetDefault(slog.New(xlog.NewHandler(os.Stderr, xlog.Text, slog.LevelInfo)))
@@ -117,5 +136,5 @@ func fatal(err error) {
 	if !g.logToStderr {
 		fmt.Fprintln(os.Stderr, err)
 	}
-	os.Exit(1)
+	os.Exit(code)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xstack/xstack/pkg/atomicfile"
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
+	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/proc"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
@@ -127,6 +128,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			ID:           id,
 			Spec:         s,
 			Process:      s.Process,
+			Bundle:       bundle,
 			Rootfs:       st.Rootfs,
 			NoPivot:      o.NoPivot,
 			NoNewKeyring: o.NoNewKeyring,
@@ -190,6 +192,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeConfig, Config: start.cfg}); err != nil {
 		return nil, err
 	}
+	if err := runCreateHooks(ip, st); err != nil {
+		return nil, err
+	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {
 		return nil, err
 	}
@@ -217,6 +222,25 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	c = &Container{rt: r, id: id, dir: dir, state: st}
 	c.initProc = ip.proc
 	return c, nil
+}
+
+// runCreateHooks runs prestart and createRuntime hooks when the init asks
+// for them (see syncproto).
+func runCreateHooks(ip *initProcess, st *State) error {
+	s := st.Spec
+	if len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) == 0 {
+		return nil
+	}
+	if _, _, err := ip.conn.Expect(syncproto.TypeHooks); err != nil {
+		return err
+	}
+	state := st.hookState(specs.StateCreating, ip.pid)
+	for _, kind := range []string{hooks.Prestart, hooks.CreateRuntime} {
+		if err := hooks.Run(kind, hooks.Of(s, kind), state); err != nil {
+			return err
+		}
+	}
+	return ip.conn.Send(&syncproto.Message{Type: syncproto.TypeHooksDone})
 }
 
 // makeExecFifo creates the fifo the init blocks on until "start", owned by

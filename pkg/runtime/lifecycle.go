@@ -8,8 +8,10 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/version"
 )
 
@@ -64,6 +66,11 @@ func (c *Container) Start() error {
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove exec fifo: %w", err)
+	}
+	if err := hooks.Run(hooks.Poststart, hooks.Of(c.state.Spec, hooks.Poststart), c.state.hookState(specs.StateRunning, c.state.InitPid)); err != nil {
+		// The container must not keep running half-started.
+		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		return err
 	}
 	return nil
 }
@@ -171,6 +178,10 @@ func (c *Container) destroy() error {
 	}
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("remove cgroups: %w", err)
+	}
+	if err := hooks.Run(hooks.Poststop, hooks.Of(c.state.Spec, hooks.Poststop), c.state.hookState(specs.StateStopped, 0)); err != nil {
+		// The container is gone; a poststop failure does not change that.
+		c.rt.log().Warn(err.Error())
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("remove state directory: %w", err)

@@ -63,6 +63,13 @@ func ValidateID(id string) error {
 	return nil
 }
 
+func (r *Runtime) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
 
 // ensureRoot creates the state root, accessible only to its owner.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xstack/xstack/pkg/atomicfile"
 	"github.com/xstack/xstack/pkg/runtime/proc"
+	"github.com/xstack/xstack/pkg/version"
 )
 
 // Status is a container's lifecycle state, as the OCI state reports it.
@@ -116,4 +117,13 @@ func (s *State) openInit() (int, error) {
 		return -1, errNotRunning
 	}
 	return fd, nil
+}
+
+// hookState is the OCI state given to hooks on stdin.
+func (s *State) hookState(status specs.ContainerState, pid int) *specs.State {
+	st := &specs.State{Version: version.OCISpec, ID: s.ID, Status: status, Pid: pid, Bundle: s.Bundle}
+	if s.Spec != nil {
+		st.Annotations = s.Spec.Annotations
+	}
+	return st
 }

@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/rootfs"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
@@ -60,12 +61,16 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		CgroupNS:    cfg.NewCgroupNS,
 		CgroupPaths: cfg.CgroupPaths,
 		NoPivot:     cfg.NoPivot,
+		Cwd:         cfg.Process.Cwd,
 	}
 	if s.Linux != nil {
 		rc.Propagation = s.Linux.RootfsPropagation
 		rc.Devices = s.Linux.Devices
 	}
 	if err := rootfs.Prepare(rc); err != nil {
+		return err
+	}
+	if err := createHooks(conn, cfg); err != nil {
 		return err
 	}
 	if err := rootfs.SwitchRoot(rc); err != nil {
@@ -76,11 +81,7 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 			return err
 		}
 	}
-	var masked, readonly []string
-	if s.Linux != nil {
-		masked, readonly = s.Linux.MaskedPaths, s.Linux.ReadonlyPaths
-	}
-	if err := rootfs.Finalize(rc, readonly, masked); err != nil {
+	if err := rootfs.FinalizeRoot(rc); err != nil {
 		return err
 	}
 	if s.Hostname != "" {
@@ -97,6 +98,9 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		if err := applySysctls(s.Linux.Sysctl); err != nil {
 			return err
 		}
+		if err := rootfs.ProtectPaths(s.Linux.ReadonlyPaths, s.Linux.MaskedPaths); err != nil {
+			return err
+		}
 	}
 
 	if err := handshake(conn); err != nil {
@@ -110,6 +114,9 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		return err
 	}
 	if fifo == nil {
+		if err := hooks.Run(hooks.StartContainer, hooks.Of(s, hooks.StartContainer), hookState(cfg, specs.StateCreated)); err != nil {
+			return err
+		}
 		return execve(exe, cfg.Process.Args, env)
 	}
 	// From here on the parent is gone; errors go to the container's stderr.
@@ -123,11 +130,44 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		fmt.Fprintln(os.Stderr, "xrunc init: write exec fifo:", err)
 		os.Exit(255)
 	}
+	if err := hooks.Run(hooks.StartContainer, hooks.Of(s, hooks.StartContainer), hookState(cfg, specs.StateCreated)); err != nil {
+		fmt.Fprintln(os.Stderr, "xrunc init:", err)
+		os.Exit(255)
+	}
 	if err := execve(exe, cfg.Process.Args, env); err != nil {
 		fmt.Fprintln(os.Stderr, "xrunc init:", err)
 		os.Exit(255)
 	}
 	return nil
+}
+
+// createHooks lets the parent run prestart and createRuntime hooks while
+// the container's namespaces exist but the root is not switched yet, then
+// runs createContainer hooks here, in the container's namespaces (their
+// paths still resolve on the host's filesystem).
+func createHooks(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
+	s := cfg.Spec
+	if len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) == 0 {
+		return nil
+	}
+	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeHooks}); err != nil {
+		return err
+	}
+	if _, _, err := conn.Expect(syncproto.TypeHooksDone); err != nil {
+		return err
+	}
+	return hooks.Run(hooks.CreateContainer, hooks.Of(s, hooks.CreateContainer), hookState(cfg, specs.StateCreating))
+}
+
+func hookState(cfg *syncproto.InitConfig, status specs.ContainerState) *specs.State {
+	return &specs.State{
+		Version:     cfg.Spec.Version,
+		ID:          cfg.ID,
+		Status:      status,
+		Pid:         os.Getpid(),
+		Bundle:      cfg.Bundle,
+		Annotations: cfg.Spec.Annotations,
+	}
 }
 
 func hasNewNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {

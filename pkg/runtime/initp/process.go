@@ -24,7 +24,7 @@ import (
 // resolved executable and the environment.
 func prepareProcess(cfg *syncproto.InitConfig) (string, []string, error) {
 	p := cfg.Process
-	env := append([]string(nil), p.Env...)
+	env := dedupEnv(p.Env)
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+homeOf(p.User.UID))
 	}
@@ -74,7 +74,45 @@ func prepareProcess(cfg *syncproto.InitConfig) (string, []string, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	if err := keepNofile(p.Rlimits); err != nil {
+		return "", nil, err
+	}
 	return exe, env, nil
+}
+
+// dedupEnv keeps one entry per variable, the last one given winning, in
+// the order of first appearance: "exec -e X=2" overrides the spec's X=1.
+func dedupEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	index := make(map[string]int, len(env))
+	for _, e := range env {
+		key, _, _ := strings.Cut(e, "=")
+		if i, ok := index[key]; ok {
+			out[i] = e
+			continue
+		}
+		index[key] = len(out)
+		out = append(out, e)
+	}
+	return out
+}
+
+// keepNofile re-applies the spec's RLIMIT_NOFILE from this process. The
+// parent set it with prlimit, possibly before the Go runtime here started
+// and raised the soft limit for itself; the runtime would then "restore"
+// that raised value on exec. Setting it through syscall.Setrlimit puts the
+// spec's value back and tells the runtime to leave it alone. Without a
+// spec value, the runtime restores the limit inherited from the caller.
+func keepNofile(rlimits []specs.POSIXRlimit) error {
+	for _, r := range rlimits {
+		if r.Type != "RLIMIT_NOFILE" {
+			continue
+		}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
+			return fmt.Errorf("set RLIMIT_NOFILE: %w", err)
+		}
+	}
+	return nil
 }
 
 // setUser switches the calling thread to the container user with raw
@@ -202,13 +240,6 @@ func checkExecutable(p string) error {
 
 // execve replaces the init with the container's program.
 func execve(exe string, args, env []string) error {
-	// The Go runtime raised our soft RLIMIT_NOFILE at start-up and would
-	// restore the value it saw then on exec, undoing the spec's rlimit that
-	// the parent set; setting it (to itself) tells the runtime to keep it.
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
 	if err := syscall.Exec(exe, args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", exe, err)
 	}

@@ -7,11 +7,11 @@ import (
 	"sort"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/mountinfo"
+	"github.com/xstack/xstack/pkg/safepath"
 )
 
 // cgroupMount gives the container a /sys/fs/cgroup that shows its own
@@ -68,7 +68,7 @@ func cgroupMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error 
 	if !ro {
 		return nil
 	}
-	mnt, err := pathrs.OpenatInRoot(root, strings.TrimPrefix(filepath.Clean(m.Destination), "/"))
+	mnt, err := safepath.Open(root, m.Destination, unix.O_PATH)
 	if err != nil {
 		return fmt.Errorf("mount %s: reopen: %w", m.Destination, err)
 	}
@@ -108,8 +108,8 @@ func v1Hierarchies(mounts []mountinfo.Mount, paths map[string]string) []hierarch
 // symlinkInRoot creates link -> target inside the rootfs; an existing entry
 // is left alone.
 func symlinkInRoot(root *os.File, link, target string) error {
-	rel := strings.TrimPrefix(filepath.Clean(link), "/")
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(rel), 0o755)
+	rel := safepath.Clean(link)
+	parent, err := safepath.MkdirAll(root, filepath.Dir(rel), 0o755)
 	if err != nil {
 		return fmt.Errorf("symlink %s: %w", link, err)
 	}

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/safepath"
 )
 
 func u32(v uint32) *uint32 { return &v }
@@ -72,8 +72,8 @@ func deviceType(t string) (uint32, error) {
 }
 
 func createDevice(root *os.File, c *Config, d specs.LinuxDevice) error {
-	rel := strings.TrimPrefix(filepath.Clean(d.Path), "/")
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(rel), 0o755)
+	rel := safepath.Clean(d.Path)
+	parent, err := safepath.MkdirAll(root, filepath.Dir(rel), 0o755)
 	if err != nil {
 		return fmt.Errorf("device %s: create parent: %w", d.Path, err)
 	}

@@ -9,11 +9,11 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/mountinfo"
+	"github.com/xstack/xstack/pkg/safepath"
 )
 
 func findMount(path string) (mountinfo.Mount, error) {
@@ -96,16 +96,16 @@ func openTarget(root *os.File, rootfs, dest string, dir bool) (*os.File, error) 
 		return nil, fmt.Errorf("resolve %s in rootfs: escapes the rootfs", dest)
 	}
 	if dir {
-		h, err := pathrs.MkdirAllHandle(root, rel, 0o755)
+		h, err := safepath.MkdirAll(root, rel, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 		}
 		return h, nil
 	}
-	if h, err := pathrs.OpenatInRoot(root, rel); err == nil {
+	if h, err := safepath.Open(root, rel, unix.O_PATH); err == nil {
 		return h, nil
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(rel), 0o755)
+	parent, err := safepath.MkdirAll(root, filepath.Dir(rel), 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("create parent of mount point %s: %w", dest, err)
 	}
@@ -117,7 +117,7 @@ func openTarget(root *os.File, rootfs, dest string, dir bool) (*os.File, error) 
 	if err == nil {
 		unix.Close(fd)
 	}
-	h, err := pathrs.OpenatInRoot(root, rel)
+	h, err := safepath.Open(root, rel, unix.O_PATH)
 	if err != nil {
 		return nil, fmt.Errorf("open mount point %s: %w", dest, err)
 	}
@@ -127,12 +127,12 @@ func openTarget(root *os.File, rootfs, dest string, dir bool) (*os.File, error) 
 // openStrictDir opens dest, which must be a real directory reached without
 // any symlink (for /proc and /sys: CVE-2019-19921, CVE-2023-27561).
 func openStrictDir(root *os.File, dest string) (*os.File, error) {
-	rel := strings.TrimPrefix(filepath.Clean(dest), "/")
+	rel := safepath.Clean(dest)
 	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH}
 	fd, err := unix.Openat2(int(root.Fd()), rel, &how)
 	if errors.Is(err, unix.ENOENT) {
-		h, err := pathrs.MkdirAllHandle(root, rel, 0o755)
-		if err != nil {
+		var h *os.File
+		if h, err = safepath.MkdirAll(root, rel, 0o755); err != nil {
 			return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 		}
 		h.Close()
@@ -249,7 +249,7 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 	if len(o.propagation) == 0 {
 		return nil
 	}
-	mnt, err := pathrs.OpenatInRoot(root, strings.TrimPrefix(dest, "/"))
+	mnt, err := safepath.Open(root, dest, unix.O_PATH)
 	if err != nil {
 		return fmt.Errorf("mount %s: reopen: %w", dest, err)
 	}

@@ -21,6 +21,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/safepath"
 )
 
 // Config describes the filesystem of one container.
@@ -40,6 +42,8 @@ type Config struct {
 	// (controller → absolute path; "" for cgroup2), for "cgroup" mounts.
 	CgroupPaths map[string]string
 	NoPivot     bool
+	// Cwd is the process's working directory, created if missing.
+	Cwd string
 }
 
 // Prepare does everything before the root switch: it makes the host's
@@ -79,6 +83,13 @@ func Prepare(c *Config) error {
 		if err := setupDev(root, c); err != nil {
 			return err
 		}
+	}
+	if c.Cwd != "" {
+		d, err := safepath.MkdirAll(root, c.Cwd, 0o755)
+		if err != nil {
+			return fmt.Errorf("create cwd %s: %w", c.Cwd, err)
+		}
+		d.Close()
 	}
 	return nil
 }
@@ -163,9 +174,9 @@ func moveRoot(rootfs string) error {
 	return nil
 }
 
-// Finalize runs after the root switch (and after the console is bound):
-// read-only root, then read-only and masked paths.
-func Finalize(c *Config, readonlyPaths, maskedPaths []string) error {
+// FinalizeRoot runs after the root switch (and after the console is
+// bound): stdio on the container's /dev/null, then the read-only root.
+func FinalizeRoot(c *Config) error {
 	if err := reopenStdioDevNull(); err != nil {
 		return err
 	}
@@ -174,6 +185,17 @@ func Finalize(c *Config, readonlyPaths, maskedPaths []string) error {
 			return fmt.Errorf("make root read-only: %w", err)
 		}
 	}
+	if c.Propagation == "shared" || c.Propagation == "rshared" {
+		if err := unix.Mount("", "/", "", propagationOptions[c.Propagation], ""); err != nil {
+			return fmt.Errorf("set propagation of the new root: %w", err)
+		}
+	}
+	return nil
+}
+
+// ProtectPaths makes readonlyPaths read-only and hides maskedPaths. It runs
+// last, after sysctls were written through /proc/sys.
+func ProtectPaths(readonlyPaths, maskedPaths []string) error {
 	for _, p := range readonlyPaths {
 		if err := readonlyPath(p); err != nil {
 			return err
@@ -182,11 +204,6 @@ func Finalize(c *Config, readonlyPaths, maskedPaths []string) error {
 	for _, p := range maskedPaths {
 		if err := maskPath(p); err != nil {
 			return err
-		}
-	}
-	if c.Propagation == "shared" || c.Propagation == "rshared" {
-		if err := unix.Mount("", "/", "", propagationOptions[c.Propagation], ""); err != nil {
-			return fmt.Errorf("set propagation of the new root: %w", err)
 		}
 	}
 	return nil

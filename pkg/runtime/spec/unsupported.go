@@ -6,20 +6,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// SupportedHooks lists the hook kinds xrunc runs. Empty until hooks are
-// implemented: a config that asks for hooks is refused rather than run
-// without them.
-var SupportedHooks []string
-
 // checkUnsupported refuses configuration this runtime does not implement
 // yet. Silently ignoring a security or isolation setting would run the
 // container with weaker guarantees than its author asked for.
 func checkUnsupported(s *specs.Spec, _ string) error {
-	if h := s.Hooks; h != nil && len(SupportedHooks) == 0 {
-		if len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer)+len(h.Poststart)+len(h.Poststop) > 0 {
-			return fmt.Errorf("hooks: not supported by this version of xrunc")
-		}
-	}
 	if p := s.Process; p != nil {
 		switch {
 		case p.ApparmorProfile != "":

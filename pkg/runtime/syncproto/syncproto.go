@@ -13,6 +13,12 @@
 //	                    of the init are written; it may become root in it.
 //	→ config  {config}  the parent has placed the init in its cgroups, set
 //	                    rlimits and oom_score_adj; the init may start setup.
+//	← hooks             only when the spec has prestart, createRuntime or
+//	                    createContainer hooks: the mounts are done, the
+//	                    root not yet switched; the parent runs prestart and
+//	                    createRuntime hooks in the runtime's namespaces,
+//	→ hooks-done        then the init runs createContainer hooks in the
+//	                    container's.
 //	← ready             rootfs, console, hostname are set up; waiting.
 //	→ run               the parent has saved state.json, so a killed parent
 //	                    can still be cleaned up by "xrunc delete".
@@ -40,13 +46,15 @@ import (
 
 // Message types; see the package comment for the order.
 const (
-	TypePid    = "pid"
-	TypeMapped = "mapped"
-	TypeConfig = "config"
-	TypeReady  = "ready"
-	TypeRun    = "run"
-	TypeDone   = "done"
-	TypeError  = "error"
+	TypePid       = "pid"
+	TypeMapped    = "mapped"
+	TypeConfig    = "config"
+	TypeHooks     = "hooks"
+	TypeHooksDone = "hooks-done"
+	TypeReady     = "ready"
+	TypeRun       = "run"
+	TypeDone      = "done"
+	TypeError     = "error"
 )
 
 // Modes of the init process.
@@ -76,6 +84,8 @@ type InitConfig struct {
 	Spec *specs.Spec `json:"spec"`
 	// Process is what to run: spec.process for create, the exec process.
 	Process *specs.Process `json:"process"`
+	// Bundle is the bundle directory, for hooks' state.
+	Bundle string `json:"bundle,omitempty"`
 	// Rootfs is the absolute host path of the root filesystem (create).
 	Rootfs       string `json:"rootfs,omitempty"`
 	NoPivot      bool   `json:"noPivot,omitempty"`

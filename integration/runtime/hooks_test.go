@@ -1,0 +1,129 @@
+package runtime_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/xstack/xstack/integration/internal/testenv"
+)
+
+// hookLine makes a hook that appends "<kind> <netns> <state json>" to log.
+// The shell is the host's /bin/sh for hooks that resolve on the host, the
+// container's busybox for startContainer.
+func hookLine(kind, log string) specs.Hook {
+	return specs.Hook{
+		Path: "/bin/sh",
+		Args: []string{"sh", "-c", `echo "$0 $(readlink /proc/self/ns/net) $(cat)" >> "$1"`, kind, log},
+		Env:  []string{"PATH=/bin:/usr/bin"},
+	}
+}
+
+type hookRecord struct {
+	kind  string
+	netns string
+	state specs.State
+}
+
+func readHookLog(t *testing.T, path string) []hookRecord {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("hook log: %v", err)
+	}
+	var out []hookRecord
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(l, " ", 3)
+		if len(f) != 3 {
+			t.Fatalf("malformed hook log line %q", l)
+		}
+		r := hookRecord{kind: f[0], netns: f[1]}
+		if err := json.Unmarshal([]byte(f[2]), &r.state); err != nil {
+			t.Fatalf("hook %s got no state JSON on stdin: %q", f[0], f[2])
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestHooks: every hook kind runs once, in lifecycle order, with the
+// container's state on stdin, in the right network namespace (createRuntime
+// and poststart in the runtime's, createContainer and startContainer in
+// the container's).
+func TestHooks(t *testing.T) {
+	t.Parallel()
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		log := filepath.Join(testenv.TempDir(t, 0o755), "hooks.log")
+		b := testenv.NewBundle(t, testenv.WithWritableRoot(), testenv.WithArgs("/bin/sh", "-c", "cat /hooks.log"),
+			testenv.WithSpec(func(s *specs.Spec) {
+				s.Annotations = map[string]string{"hook-test": "yes"}
+				s.Hooks = &specs.Hooks{
+					Prestart:        []specs.Hook{hookLine("prestart", log)},
+					CreateRuntime:   []specs.Hook{hookLine("createRuntime", log)},
+					CreateContainer: []specs.Hook{hookLine("createContainer", log)},
+					// Resolved and run inside the container: log inside it.
+					StartContainer: []specs.Hook{hookLine("startContainer", "/hooks.log")},
+					Poststart:      []specs.Hook{hookLine("poststart", log)},
+					Poststop:       []specs.Hook{hookLine("poststop", log)},
+				}
+			}))
+		inside := runOK(t, rt, b)
+		if !strings.HasPrefix(inside, "startContainer ") {
+			t.Fatalf("startContainer hook did not run in the container: %q", inside)
+		}
+		recs := readHookLog(t, log)
+		var kinds []string
+		for _, r := range recs {
+			kinds = append(kinds, r.kind)
+			if r.state.ID != b.ID || r.state.Bundle != b.Dir || r.state.Annotations["hook-test"] != "yes" {
+				t.Errorf("%s hook got state %+v", r.kind, r.state)
+			}
+			inHost := r.netns == hostNS
+			switch r.kind {
+			case "prestart", "createRuntime", "poststart", "poststop":
+				if !inHost {
+					t.Errorf("%s hook ran in netns %s, want the runtime's %s", r.kind, r.netns, hostNS)
+				}
+			case "createContainer":
+				if inHost {
+					t.Errorf("createContainer hook ran in the host's network namespace")
+				}
+			}
+			if r.kind != "poststop" && r.state.Pid <= 0 {
+				t.Errorf("%s hook got no pid", r.kind)
+			}
+		}
+		want := "prestart createRuntime createContainer poststart poststop"
+		if got := strings.Join(kinds, " "); got != want {
+			t.Errorf("hook order %q, want %q", got, want)
+		}
+	})
+}
+
+// TestHookFailure: a failing createRuntime hook fails create with the
+// hook's output in the error, and leaves nothing behind.
+func TestHookFailure(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo hook-said-no >&2; exit 7"}}}}
+		}))
+		snap := testenv.TakeSnapshot(t)
+		r := rt.Run(t, "create", "--bundle", b.Dir, b.ID)
+		if r.Code == 0 {
+			t.Fatalf("create succeeded with a failing hook")
+		}
+		if msg := rt.LastError(t); !strings.Contains(msg, "hook-said-no") && !strings.Contains(r.Stderr, "exit status 7") {
+			t.Errorf("error does not mention the hook: %q / %q", msg, r.Stderr)
+		}
+		snap.AssertNoLeaks(t, rt, b, b.ID)
+	})
+}
