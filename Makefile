@@ -7,23 +7,30 @@ VERSION  ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0-dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/xstack/xstack/pkg/version.Version=$(VERSION) -X github.com/xstack/xstack/pkg/version.Commit=$(COMMIT)
 
-# xrunc carries a small C constructor (pkg/runtime/nsenter) that joins
-# namespaces before the Go runtime starts; it is linked statically so the
-# sealed copy that runs as the container's init has no loader dependency.
-XRUNC_LDFLAGS := $(LDFLAGS) -linkmode external -extldflags "-static"
+# xrunc is pure Go and static. The one piece of C, the helper that joins
+# user namespaces (pkg/runtime/nsenter/helper/helper.c), is compiled freestanding
+# and embedded as generated Go (make nsenter), like generated protobufs.
+NSENTER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
+	-fno-asynchronous-unwind-tables -fno-pie -no-pie -fno-builtin \
+	-Wall -Wextra -Werror -Wl,--build-id=none -Wl,-z,noexecstack -s
 
 # Tests that need root run as root in CI; set TESTFLAGS to pass more flags.
 TESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 20m
 
-.PHONY: all build xrunc test unit integration bench lint protos install clean
+.PHONY: all build xrunc nsenter test unit integration bench lint protos install clean
 
 all: build
 
 build: xrunc
 
 xrunc:
-	CGO_ENABLED=1 $(GO) build -trimpath -tags netgo,osusergo -ldflags '$(XRUNC_LDFLAGS)' -o $(BINDIR)/xrunc ./cmd/xrunc
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xrunc ./cmd/xrunc
+
+# nsenter regenerates the embedded user-namespace helper from helper.c.
+nsenter:
+	$(CC) $(NSENTER_CFLAGS) -o $(BINDIR)/xrunc-nsenter pkg/runtime/nsenter/helper/helper.c
+	$(GO) run ./pkg/runtime/nsenter/gen $(BINDIR)/xrunc-nsenter pkg/runtime/nsenter/helper_amd64.go
 
 # test: everything CI runs. Unit tests with the race detector, then the
 # end-to-end suites against the freshly built binaries.
@@ -41,6 +48,11 @@ bench: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@# The embedded helper must match its source.
+	@mkdir -p $(BINDIR) && $(CC) $(NSENTER_CFLAGS) -o $(BINDIR)/xrunc-nsenter.check pkg/runtime/nsenter/helper/helper.c && \
+	  $(GO) run ./pkg/runtime/nsenter/gen $(BINDIR)/xrunc-nsenter.check $(BINDIR)/helper_amd64.check.go && \
+	  cmp -s $(BINDIR)/helper_amd64.check.go pkg/runtime/nsenter/helper_amd64.go || \
+	  { echo "pkg/runtime/nsenter/helper_amd64.go is stale: run make nsenter"; exit 1; }
 
 protos:
 	@echo "no protos yet"

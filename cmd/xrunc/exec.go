@@ -12,6 +12,7 @@ import (
 
 	"github.com/xstack/xstack/pkg/cli"
 	"github.com/xstack/xstack/pkg/runtime"
+	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/user"
 )
 
@@ -138,7 +139,15 @@ func execProcess(ctx *cli.Context, c *runtime.Container) (*specs.Process, error)
 	if len(ctx.Args) < 2 {
 		return nil, &cli.UsageError{Msg: "exec: a command is required (or --process)"}
 	}
-	base := c.State().Spec.Process
+	// Like runc, the defaults come from the bundle's current config.json.
+	spec, err := rspec.Load(c.State().Bundle)
+	if err != nil {
+		return nil, err
+	}
+	base := spec.Process
+	if base == nil {
+		return nil, errors.New("the bundle's config.json has no process to take defaults from")
+	}
 	p := &specs.Process{
 		User:            base.User,
 		Args:            ctx.Args[1:],

@@ -22,7 +22,6 @@ import (
 	xlog "github.com/xstack/xstack/pkg/log"
 	"github.com/xstack/xstack/pkg/runtime"
 	"github.com/xstack/xstack/pkg/runtime/initp"
-	_ "github.com/xstack/xstack/pkg/runtime/nsenter" // joins namespaces before the Go runtime starts
 	"github.com/xstack/xstack/pkg/version"
 )
 
@@ -31,7 +30,6 @@ func init() {
 	// namespaces are per thread, so it must stay on the main thread from
 	// the start to its final execve.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
-		goruntime.GOMAXPROCS(1)
 		goruntime.LockOSThread()
 	}
 }

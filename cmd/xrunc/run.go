@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 
@@ -113,7 +112,7 @@ func forwardSignals(send func(os.Signal)) chan os.Signal {
 // terminal container in the foreground: the init sends the pty master over
 // it and xrunc copies between its own terminal and the master.
 type consolePair struct {
-	local  *net.UnixConn
+	local  *os.File
 	remote *os.File
 	master *os.File
 	raw    *terminal.State
@@ -124,14 +123,7 @@ func newConsolePair() (*consolePair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console socketpair: %w", err)
 	}
-	lf := os.NewFile(uintptr(fds[0]), "console-local")
-	defer lf.Close()
-	conn, err := net.FileConn(lf)
-	if err != nil {
-		unix.Close(fds[1])
-		return nil, err
-	}
-	return &consolePair{local: conn.(*net.UnixConn), remote: os.NewFile(uintptr(fds[1]), "console-remote")}, nil
+	return &consolePair{local: os.NewFile(uintptr(fds[0]), "console-local"), remote: os.NewFile(uintptr(fds[1]), "console-remote")}, nil
 }
 
 // attach receives the master, puts our terminal in raw mode and starts

@@ -69,6 +69,9 @@ func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 
 // WithGroup implements slog.Handler; groups become dotted key prefixes.
 func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
 	n := *h
 	if n.group != "" {
 		name = n.group + "." + name
@@ -77,15 +80,40 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	return &n
 }
 
+// qualify flattens group attrs into dotted keys under the handler's group
+// and drops empty attrs, as the slog.Handler contract asks.
 func (h *Handler) qualify(as []slog.Attr) []slog.Attr {
-	if h.group == "" {
-		return as
+	var out []slog.Attr
+	var walk func(prefix string, as []slog.Attr)
+	walk = func(prefix string, as []slog.Attr) {
+		for _, a := range as {
+			a.Value = a.Value.Resolve()
+			if a.Equal(slog.Attr{}) {
+				continue
+			}
+			if a.Value.Kind() == slog.KindGroup {
+				p := prefix
+				if a.Key != "" {
+					p = join(prefix, a.Key)
+				}
+				walk(p, a.Value.Group())
+				continue
+			}
+			if a.Key == "" {
+				continue
+			}
+			out = append(out, slog.Attr{Key: join(prefix, a.Key), Value: a.Value})
+		}
 	}
-	out := make([]slog.Attr, len(as))
-	for i, a := range as {
-		out[i] = slog.Attr{Key: h.group + "." + a.Key, Value: a.Value}
-	}
+	walk(h.group, as)
 	return out
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
 }
 
 // Handle implements slog.Handler.
@@ -136,19 +164,44 @@ func appendJSON(b []byte, level, msg string, t time.Time, attrs []slog.Attr) []b
 	b = append(b, `,"time":`...)
 	b = appendJSONString(b, t.Format(time.RFC3339))
 	for _, a := range attrs {
-		if a.Key == "" {
-			continue
-		}
 		b = append(b, ',')
-		b = appendJSONString(b, a.Key)
+		b = appendJSONString(b, fieldKey(a.Key))
 		b = append(b, ':')
-		v, err := json.Marshal(a.Value.Resolve().Any())
-		if err != nil {
-			v, _ = json.Marshal(a.Value.String())
-		}
-		b = append(b, v...)
+		b = appendJSONValue(b, a.Value)
 	}
 	return append(b, '}', '\n')
+}
+
+// fieldKey renames attrs that would shadow the record's own keys, as
+// logrus does: a decoder must always see the real level, msg and time.
+func fieldKey(k string) string {
+	switch k {
+	case "level", "msg", "time":
+		return "fields." + k
+	}
+	return k
+}
+
+func appendJSONValue(b []byte, v slog.Value) []byte {
+	var x any
+	switch v.Kind() {
+	case slog.KindString:
+		return appendJSONString(b, v.String())
+	case slog.KindTime:
+		return appendJSONString(b, v.Time().Format(time.RFC3339Nano))
+	case slog.KindAny:
+		x = v.Any()
+		if err, ok := x.(error); ok {
+			return appendJSONString(b, err.Error())
+		}
+	default:
+		x = v.Any()
+	}
+	out, err := json.Marshal(x)
+	if err != nil {
+		return appendJSONString(b, v.String())
+	}
+	return append(b, out...)
 }
 
 func appendJSONString(b []byte, s string) []byte {
@@ -164,13 +217,10 @@ func appendText(b []byte, level, msg string, t time.Time, attrs []slog.Attr) []b
 	b = append(b, ` msg=`...)
 	b = appendTextValue(b, msg)
 	for _, a := range attrs {
-		if a.Key == "" {
-			continue
-		}
 		b = append(b, ' ')
-		b = append(b, a.Key...)
+		b = append(b, fieldKey(a.Key)...)
 		b = append(b, '=')
-		b = appendTextValue(b, a.Value.Resolve().String())
+		b = appendTextValue(b, a.Value.String())
 	}
 	return append(b, '\n')
 }

@@ -3,7 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +39,14 @@ type CreateOpts struct {
 // for Start. On any error nothing is left behind: no state directory,
 // cgroup, mount or process.
 func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
+	t0 := time.Now()
+	// The sealed copy of ourselves takes a while to write; make it while
+	// the config is read and checked.
+	exe := sealedExe()
+	defer exe.discard()
+	step := func(name string) {
+		r.log().Debug("create", "id", id, "step", name, "ms", float64(time.Since(t0).Microseconds())/1000)
+	}
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
@@ -54,6 +61,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := rspec.Validate(s, bundle); err != nil {
 		return nil, err
 	}
+	rspec.AbsBindSources(s, bundle)
+	step("spec validated")
 	if !rspec.HasNamespace(s, specs.MountNamespace) {
 		return nil, errors.New("linux.namespaces: a mount namespace is required")
 	}
@@ -113,7 +122,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		Rootfs:       rspec.RootfsPath(s, bundle),
 		Created:      time.Now().UTC(),
 		CgroupPaths:  cg.Paths(),
-		Spec:         s,
+		Namespaces:   s.Linux.Namespaces,
+		Annotations:  s.Annotations,
+		Hooks:        s.Hooks,
 		NoNewKeyring: o.NoNewKeyring,
 	}
 	// A first save without an init, so that if this process is killed from
@@ -121,6 +132,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := st.save(dir); err != nil {
 		return nil, err
 	}
+	// Creating cgroup directories is slow (a v1 cpuset directory takes
+	// milliseconds): do it while the init starts, and only move the init in
+	// once its pid is known.
+	cgMade := make(chan error, 1)
+	go func() { cgMade <- cg.Apply(-1) }()
 
 	start := &initStart{
 		cfg: &syncproto.InitConfig{
@@ -134,6 +150,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			NoNewKeyring: o.NoNewKeyring,
 			CgroupPaths:  st.CgroupPaths,
 		},
+		uidMaps:   s.Linux.UIDMappings,
+		gidMaps:   s.Linux.GIDMappings,
 		stdio:     o.Stdio,
 		preserved: o.Preserved,
 	}
@@ -170,32 +188,41 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		start.console = console
 	}
 
-	if ip, err = startInit(start); err != nil {
+	step("state saved")
+	if start.exe, err = exe.get(); err != nil {
 		return nil, err
 	}
-	if start.cloneFlags&unix.CLONE_NEWUSER != 0 {
-		if err := ip.writeIDMaps(s); err != nil {
-			return nil, err
-		}
+	ip, err = startInit(start)
+	if cerr := <-cgMade; err == nil && cerr != nil {
+		err = fmt.Errorf("cgroups: %w", cerr)
 	}
-	// Into the cgroup before the init runs anything of the container's,
-	// so no process can escape it.
-	if err := cg.Apply(ip.pid); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	step("init started")
+	// Into the cgroup before the init runs anything of the container's
+	// (hooks included), so no process can escape it.
+	if err := cg.Enter(ip.pid); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
+	step("cgroup entered")
+	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeConfig, Config: start.cfg}); err != nil {
+		return nil, err
+	}
+	if err := runCreateHooks(ip, s, st); err != nil {
+		return nil, err
+	}
+	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {
+		return nil, err
+	}
+	step("init ready")
+	// Limits apply from here on: the init's own start-up (its runtime's
+	// threads count against pids.max and RLIMIT_NPROC) is not the
+	// container's workload.
 	if err := cg.Set(containerResources(s)); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	if err := applyLimits(ip.pid, s.Process); err != nil {
-		return nil, err
-	}
-	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeConfig, Config: start.cfg}); err != nil {
-		return nil, err
-	}
-	if err := runCreateHooks(ip, st); err != nil {
-		return nil, err
-	}
-	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {
 		return nil, err
 	}
 
@@ -213,6 +240,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := ip.finish(); err != nil {
 		return nil, err
 	}
+	step("init done")
 	ip.conn.Close()
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, ip.pid); err != nil {
@@ -226,8 +254,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 
 // runCreateHooks runs prestart and createRuntime hooks when the init asks
 // for them (see syncproto).
-func runCreateHooks(ip *initProcess, st *State) error {
-	s := st.Spec
+func runCreateHooks(ip *initProcess, s *specs.Spec, st *State) error {
 	if len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) == 0 {
 		return nil
 	}
@@ -290,16 +317,15 @@ func connectConsole(o CreateOpts) (*os.File, error) {
 // dialConsole connects to a console socket and returns the connection as
 // a file for the init to inherit.
 func dialConsole(path string) (*os.File, error) {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("connect to console socket %s: %w", path, err)
-	}
-	defer conn.Close()
-	f, err := conn.File()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
-	return f, nil
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect to console socket %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), "console-socket"), nil
 }
 
 // writePidFile writes the pid atomically, as runc does (no newline).

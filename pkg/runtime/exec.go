@@ -65,12 +65,12 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		return nil, errors.New("cannot use console socket if xrunc will not detach or allocate tty")
 	}
 
-	s := c.state.Spec
+	exe := sealedExe()
+	defer exe.discard()
 	start := &initStart{
 		cfg: &syncproto.InitConfig{
 			Mode:         syncproto.ModeExec,
 			ID:           c.id,
-			Spec:         s,
 			Process:      o.Process,
 			NoNewKeyring: c.state.NoNewKeyring,
 		},
@@ -80,7 +80,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	// Join the init's namespaces through /proc/PID/ns; the init's start
 	// time is checked after opening them, so they are the container's.
 	base := "/proc/" + strconv.Itoa(c.state.InitPid) + "/ns/"
-	for _, ns := range s.Linux.Namespaces {
+	for _, ns := range c.state.Namespaces {
 		f, err := os.Open(base + rspec.ProcNamespaceName[ns.Type])
 		if err != nil {
 			closeJoins(start.joins)
@@ -104,6 +104,10 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		defer start.console.Close()
 	}
 
+	if start.exe, err = exe.get(); err != nil {
+		closeJoins(start.joins)
+		return nil, err
+	}
 	ip, err := startInit(start)
 	if err != nil {
 		return nil, err
@@ -114,16 +118,19 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			ip.kill()
 		}
 	}()
-	if err := c.cgroup().Apply(ip.pid); err != nil {
-		return nil, fmt.Errorf("join the container's cgroup: %w", err)
-	}
-	if err := applyLimits(ip.pid, o.Process); err != nil {
-		return nil, err
-	}
 	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeConfig, Config: start.cfg}); err != nil {
 		return nil, err
 	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {
+		return nil, err
+	}
+	// Only now into the container's cgroup and limits: the init forks
+	// nothing before this point, and its runtime's threads, created at
+	// start-up, must not fail against a container at its pids.max.
+	if err := c.cgroup().Enter(ip.pid); err != nil {
+		return nil, fmt.Errorf("join the container's cgroup: %w", err)
+	}
+	if err := applyLimits(ip.pid, o.Process); err != nil {
 		return nil, err
 	}
 	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeRun}); err != nil {

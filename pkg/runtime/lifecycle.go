@@ -67,7 +67,7 @@ func (c *Container) Start() error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove exec fifo: %w", err)
 	}
-	if err := hooks.Run(hooks.Poststart, hooks.Of(c.state.Spec, hooks.Poststart), c.state.hookState(specs.StateRunning, c.state.InitPid)); err != nil {
+	if err := hooks.Run(hooks.Poststart, c.state.hooks(hooks.Poststart), c.state.hookState(specs.StateRunning, c.state.InitPid)); err != nil {
 		// The container must not keep running half-started.
 		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		return err
@@ -179,7 +179,7 @@ func (c *Container) destroy() error {
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("remove cgroups: %w", err)
 	}
-	if err := hooks.Run(hooks.Poststop, hooks.Of(c.state.Spec, hooks.Poststop), c.state.hookState(specs.StateStopped, 0)); err != nil {
+	if err := hooks.Run(hooks.Poststop, c.state.hooks(hooks.Poststop), c.state.hookState(specs.StateStopped, 0)); err != nil {
 		// The container is gone; a poststop failure does not change that.
 		c.rt.log().Warn(err.Error())
 	}
@@ -241,10 +241,6 @@ func (c *Container) OCIState() OCIState {
 	if status == Stopped {
 		pid = 0
 	}
-	var ann map[string]string
-	if st.Spec != nil {
-		ann = st.Spec.Annotations
-	}
 	return OCIState{
 		OCIVersion:  version.OCISpec,
 		ID:          st.ID,
@@ -253,7 +249,7 @@ func (c *Container) OCIState() OCIState {
 		Bundle:      st.Bundle,
 		Rootfs:      st.Rootfs,
 		Created:     st.Created,
-		Annotations: ann,
+		Annotations: st.Annotations,
 	}
 }
 

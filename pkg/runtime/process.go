@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -30,14 +32,18 @@ type Stdio struct {
 type initStart struct {
 	cfg *syncproto.InitConfig
 	// cloneFlags are namespaces to create; joins are namespaces to enter,
-	// as open files (closed by start).
+	// as open files (closed by startInit).
 	cloneFlags uintptr
 	joins      []nsFile
-	stdio      Stdio
+	// idMaps are the uid/gid maps of a new user namespace.
+	uidMaps, gidMaps []specs.LinuxIDMapping
+	stdio            Stdio
 	// preserved are the caller's fds 3.. that the container keeps.
 	preserved []*os.File
 	console   *os.File // connected console socket, or nil
 	fifo      *os.File // O_PATH exec.fifo, or nil
+	// exe is the sealed copy of xrunc the init runs (closed by startInit).
+	exe *os.File
 }
 
 type nsFile struct {
@@ -52,24 +58,28 @@ type initProcess struct {
 	proc *os.Process
 }
 
-// startInit runs the sealed copy of xrunc as "init". The nsenter
-// constructor in the new process enters and creates namespaces and clones
-// the real init as our direct child; its pid is the first message.
+// startInit starts "xrunc init" in the container's namespaces, as a direct
+// child of this process:
+//
+//   - Namespaces to create are clone flags of the new process (Go writes
+//     the uid/gid maps of a new user namespace before the child runs).
+//   - Namespaces to join are entered by a locked OS thread of ours right
+//     before it forks the child, except the mount namespace, which the init
+//     enters itself (the exec path must still resolve on the host), and a
+//     user namespace, which a multi-threaded process cannot enter at all:
+//     then the nsenter helper (C) joins everything and forks the init.
 func startInit(s *initStart) (*initProcess, error) {
 	defer func() {
 		for _, j := range s.joins {
 			j.f.Close()
 		}
+		s.exe.Close()
 	}()
-	exe, err := exeseal.Clone()
-	if err != nil {
-		return nil, err
-	}
-	defer exe.Close()
 	parent, child, err := syncproto.NewPair()
 	if err != nil {
 		return nil, err
 	}
+	defer child.Close()
 	ok := false
 	defer func() {
 		if !ok {
@@ -84,41 +94,131 @@ func startInit(s *initStart) (*initProcess, error) {
 		return 2 + len(files)
 	}
 	syncFd := add(child)
-	s.cfg.ConsoleFd, s.cfg.FifoFd = -1, -1
+	s.cfg.ConsoleFd, s.cfg.FifoFd, s.cfg.MountNSFd = -1, -1, -1
 	if s.console != nil {
 		s.cfg.ConsoleFd = add(s.console)
 	}
 	if s.fifo != nil {
 		s.cfg.FifoFd = add(s.fifo)
 	}
-	ns := nsenter.Config{SyncFd: syncFd, CloneFlags: s.cloneFlags}
-	for _, j := range s.joins {
-		ns.Joins = append(ns.Joins, nsenter.Join{Fd: add(j.f), Type: j.typ})
-	}
 	s.cfg.PreserveFds = len(s.preserved)
-
 	cmd := &exec.Cmd{
-		// Resolved through our own fd table: in the child, fd numbers are
-		// being rearranged for ExtraFiles while execve runs.
-		Path:       "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(exe.Fd())),
-		Args:       []string{"xrunc", "init"},
-		Env:        []string{ns.Env(), syncproto.EnvSyncFd + "=" + strconv.Itoa(syncFd), "GOGC=off"},
-		Stdin:      s.stdio.Stdin,
-		Stdout:     s.stdio.Stdout,
-		Stderr:     s.stdio.Stderr,
-		ExtraFiles: files,
+		Args:   []string{"xrunc", "init"},
+		Env:    []string{syncproto.EnvSyncFd + "=" + strconv.Itoa(syncFd), "GOGC=off"},
+		Stdin:  s.stdio.Stdin,
+		Stdout: s.stdio.Stdout,
+		Stderr: s.stdio.Stderr,
 	}
-	if err := cmd.Start(); err != nil {
-		child.Close()
+	exeFd := add(s.exe)
+	setFiles := func() { cmd.ExtraFiles = files }
+
+	var p *initProcess
+	if joinsUser(s.joins) {
+		p, err = startViaHelper(s, cmd, parent, syncFd, exeFd, add, setFiles)
+	} else {
+		p, err = startDirect(s, cmd, parent, exeFd, add, setFiles)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+func joinsUser(joins []nsFile) bool {
+	for _, j := range joins {
+		if j.typ == unix.CLONE_NEWUSER {
+			return true
+		}
+	}
+	return false
+}
+
+// startDirect forks the init from a thread that has entered the
+// namespaces to join.
+func startDirect(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, exeFd int, add func(*os.File) int, setFiles func()) (*initProcess, error) {
+	// Through the child's own fd table, where Go has placed ExtraFiles by
+	// the time execve runs: a user-namespaced child may not look into ours.
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(exeFd)
+	attr := &syscall.SysProcAttr{Cloneflags: s.cloneFlags}
+	if s.cloneFlags&unix.CLONE_NEWUSER != 0 {
+		attr.UidMappings = idMaps(s.uidMaps)
+		attr.GidMappings = idMaps(s.gidMaps)
+		attr.GidMappingsEnableSetgroups = true
+		// Root in the new namespace, once the maps are written.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	cmd.SysProcAttr = attr
+	var setns []nsFile
+	for _, j := range s.joins {
+		if j.typ == unix.CLONE_NEWNS {
+			s.cfg.MountNSFd = add(j.f)
+			continue
+		}
+		setns = append(setns, j)
+	}
+	setFiles()
+	if err := startFromNamespaces(cmd, setns); err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
-	child.Close()
-	msg, _, err := parent.Expect(syncproto.TypePid)
-	// The intermediate exits right after reporting; reap it either way.
+	return &initProcess{pid: cmd.Process.Pid, conn: conn, proc: cmd.Process}, nil
+}
+
+// startFromNamespaces runs cmd.Start on an OS thread that has entered the
+// given namespaces. The thread is never handed back to the Go scheduler:
+// when the goroutine ends with the thread still locked, the runtime
+// terminates the thread.
+func startFromNamespaces(cmd *exec.Cmd, joins []nsFile) error {
+	if len(joins) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		for _, j := range joins {
+			if err := unix.Setns(int(j.f.Fd()), int(j.typ)); err != nil {
+				errc <- fmt.Errorf("join namespace %#x: %w", j.typ, err)
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+func idMaps(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+	}
+	return out
+}
+
+// startViaHelper runs the nsenter helper, which joins every namespace
+// (the user namespace last), creates the new ones, forks the init as our
+// child and reports its pid.
+func startViaHelper(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, syncFd, exeFd int, add func(*os.File) int, setFiles func()) (*initProcess, error) {
+	helper, err := nsenter.Program()
+	if err != nil {
+		return nil, err
+	}
+	defer helper.Close()
+	cfg := nsenter.Config{SyncFd: syncFd, ExeFd: exeFd, CloneFlags: s.cloneFlags}
+	for _, j := range s.joins {
+		cfg.Joins = append(cfg.Joins, nsenter.Join{Fd: add(j.f), Type: j.typ})
+	}
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(add(helper))
+	cmd.Args = cfg.Args()
+	setFiles()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start nsenter helper: %w", err)
+	}
+	msg, _, err := conn.Expect(syncproto.TypePid)
+	// The helper exits right after reporting; reap it either way.
 	werr := cmd.Wait()
 	if err != nil {
 		if werr != nil && errors.Is(err, syncproto.ErrChildExited) {
-			return nil, fmt.Errorf("container init: %v", werr)
+			return nil, fmt.Errorf("nsenter helper: %v", werr)
 		}
 		return nil, err
 	}
@@ -126,8 +226,49 @@ func startInit(s *initStart) (*initProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok = true
-	return &initProcess{pid: msg.Pid, conn: parent, proc: p}, nil
+	ip := &initProcess{pid: msg.Pid, conn: conn, proc: p}
+	if s.cloneFlags&unix.CLONE_NEWUSER != 0 {
+		if err := ip.writeIDMaps(s.uidMaps, s.gidMaps); err != nil {
+			ip.kill()
+			return nil, err
+		}
+	}
+	return ip, nil
+}
+
+// pendingExe is a sealed copy of xrunc being made in the background.
+type pendingExe struct {
+	done chan struct{}
+	f    *os.File
+	err  error
+	got  bool
+}
+
+func sealedExe() *pendingExe {
+	p := &pendingExe{done: make(chan struct{})}
+	go func() {
+		p.f, p.err = exeseal.Clone()
+		close(p.done)
+	}()
+	return p
+}
+
+// get waits for the copy; the caller owns the file.
+func (p *pendingExe) get() (*os.File, error) {
+	<-p.done
+	p.got = true
+	return p.f, p.err
+}
+
+// discard closes a copy nobody took.
+func (p *pendingExe) discard() {
+	if p.got {
+		return
+	}
+	<-p.done
+	if p.f != nil {
+		p.f.Close()
+	}
 }
 
 // kill ends a half-set-up init and reaps it (it is our child).
@@ -138,12 +279,13 @@ func (p *initProcess) kill() {
 }
 
 // writeIDMaps writes a new user namespace's uid and gid maps, then lets
-// the init continue as root in it.
-func (p *initProcess) writeIDMaps(s *specs.Spec) error {
+// the init continue as root in it (helper path only; Go does it for
+// directly forked inits).
+func (p *initProcess) writeIDMaps(uidMaps, gidMaps []specs.LinuxIDMapping) error {
 	for _, m := range []struct {
 		file string
 		ids  []specs.LinuxIDMapping
-	}{{"uid_map", s.Linux.UIDMappings}, {"gid_map", s.Linux.GIDMappings}} {
+	}{{"uid_map", uidMaps}, {"gid_map", gidMaps}} {
 		var b strings.Builder
 		for _, id := range m.ids {
 			fmt.Fprintf(&b, "%d %d %d\n", id.ContainerID, id.HostID, id.Size)

@@ -12,9 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -45,8 +45,6 @@ type Runtime struct {
 	Log  *slog.Logger
 }
 
-var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
-
 // maxIDLength bounds ids: they become directory names and cgroup names.
 const maxIDLength = 1024
 
@@ -57,8 +55,15 @@ func ValidateID(id string) error {
 	if len(id) > maxIDLength {
 		return fmt.Errorf("%w: id is longer than %d bytes", ErrInvalidID, maxIDLength)
 	}
-	if id == "" || id == "." || id == ".." || !idPattern.MatchString(id) {
+	if id == "" || id == "." || id == ".." {
 		return ErrInvalidID
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_+-.", c) >= 0
+		if !ok {
+			return ErrInvalidID
+		}
 	}
 	return nil
 }

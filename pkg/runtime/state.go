@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/atomicfile"
+	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/proc"
 	"github.com/xstack/xstack/pkg/version"
 )
@@ -29,7 +30,7 @@ const (
 
 // stateVersion is bumped when State changes incompatibly; a newer xrunc
 // reads every older version.
-const stateVersion = 1
+const stateVersion = 2
 
 const (
 	stateFile = "state.json"
@@ -53,8 +54,13 @@ type State struct {
 	InitStartTime uint64 `json:"initStartTime"`
 	// CgroupPaths are the container's cgroup directories.
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
-	// Spec is the configuration the container was created with.
-	Spec *specs.Spec `json:"spec"`
+	// Namespaces are the spec's namespaces, for exec to join the same set.
+	Namespaces []specs.LinuxNamespace `json:"namespaces"`
+	// Annotations and Hooks are the parts of the spec later commands need
+	// (state output, poststart and poststop). The whole spec stays in the
+	// bundle: like runc, exec reads process defaults from there.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
 	// NoNewKeyring is remembered for exec.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 }
@@ -121,9 +127,10 @@ func (s *State) openInit() (int, error) {
 
 // hookState is the OCI state given to hooks on stdin.
 func (s *State) hookState(status specs.ContainerState, pid int) *specs.State {
-	st := &specs.State{Version: version.OCISpec, ID: s.ID, Status: status, Pid: pid, Bundle: s.Bundle}
-	if s.Spec != nil {
-		st.Annotations = s.Spec.Annotations
-	}
-	return st
+	return &specs.State{Version: version.OCISpec, ID: s.ID, Status: status, Pid: pid, Bundle: s.Bundle, Annotations: s.Annotations}
+}
+
+// hooks returns the container's hooks of one kind.
+func (s *State) hooks(kind string) []specs.Hook {
+	return hooks.Of(&specs.Spec{Hooks: s.Hooks}, kind)
 }

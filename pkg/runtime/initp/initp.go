@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -24,6 +25,12 @@ import (
 
 // Main is the entry point of "xrunc init". It never returns.
 func Main() {
+	// Until the container's program replaces us, nothing in the container
+	// may ptrace us or open our /proc files (CVE-2016-9962).
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// Our executable is a memfd reached through /proc/self/fd/N; give the
+	// process a name that says what it is in top and /proc/PID/comm.
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("xrunc:init\x00")[0])), 0, 0, 0)
 	fd, err := strconv.Atoi(os.Getenv(syncproto.EnvSyncFd))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xrunc init: must be started by xrunc (no sync fd)")
@@ -55,14 +62,36 @@ func run(conn *syncproto.Conn) error {
 	// Clean out what our own start-up needed; the container's program gets
 	// exactly the spec's environment.
 	os.Unsetenv(syncproto.EnvSyncFd)
+	if cfg.MountNSFd >= 0 {
+		if err := joinMountNamespace(cfg.MountNSFd); err != nil {
+			return err
+		}
+	}
 
 	switch cfg.Mode {
 	case syncproto.ModeCreate:
+		if cfg.Spec == nil {
+			return errors.New("protocol error: create config without a spec")
+		}
 		return newContainer(conn, cfg)
 	case syncproto.ModeExec:
 		return joinContainer(conn, cfg)
 	}
 	return fmt.Errorf("protocol error: unknown init mode %q", cfg.Mode)
+}
+
+// joinMountNamespace enters a mount namespace on this (locked, main)
+// thread only: a multi-threaded process shares its filesystem context, so
+// the thread leaves it first. The final execve happens from this thread.
+func joinMountNamespace(fd int) error {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare filesystem context: %w", err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mount namespace: %w", err)
+	}
+	unix.Close(fd)
+	return nil
 }
 
 // handshake tells the parent the setup is done and waits until it has

@@ -234,7 +234,9 @@ func checkNamespacePath(path string, flag uintptr) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("%q is not an absolute path", path)
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// Non-blocking: a FIFO (or a device) given by mistake must fail here,
+	// not hang.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
@@ -283,7 +285,7 @@ func checkHostname(s *specs.Spec, _ string) error {
 	return nil
 }
 
-func checkMounts(s *specs.Spec, _ string) error {
+func checkMounts(s *specs.Spec, bundle string) error {
 	for i, m := range s.Mounts {
 		field := fmt.Sprintf("mounts[%d]", i)
 		if !filepath.IsAbs(m.Destination) {
@@ -293,7 +295,7 @@ func checkMounts(s *specs.Spec, _ string) error {
 			if m.Source == "" {
 				return fmt.Errorf("%s.source: a bind mount needs a source", field)
 			}
-			if _, err := os.Stat(m.Source); err != nil {
+			if _, err := os.Stat(BindSource(m, bundle)); err != nil {
 				return fmt.Errorf("%s.source: bind source %q: %w", field, m.Source, err)
 			}
 		} else if m.Type == "" {
@@ -306,6 +308,25 @@ func checkMounts(s *specs.Spec, _ string) error {
 		}
 	}
 	return nil
+}
+
+// BindSource returns a bind mount's source path: relative sources are
+// relative to the bundle (runtime-spec, "mounts").
+func BindSource(m specs.Mount, bundle string) string {
+	if filepath.IsAbs(m.Source) {
+		return m.Source
+	}
+	return filepath.Join(bundle, m.Source)
+}
+
+// AbsBindSources rewrites relative bind sources of s to absolute paths, so
+// later steps need not know the bundle.
+func AbsBindSources(s *specs.Spec, bundle string) {
+	for i, m := range s.Mounts {
+		if IsBind(m) && m.Source != "" {
+			s.Mounts[i].Source = BindSource(m, bundle)
+		}
+	}
 }
 
 // IsBind reports whether a spec mount is a bind mount.

@@ -5,12 +5,14 @@
 //
 // The conversation, in order (→ parent to child, ← child to parent):
 //
-//	← pid     {pid}     sent by the nsenter constructor (C, before the Go
-//	                    runtime) of the intermediate process: the pid of the
-//	                    final init, which is a direct child of xrunc
-//	                    (CLONE_PARENT). The intermediate then exits.
-//	→ mapped            only with a new user namespace: uid_map and gid_map
-//	                    of the init are written; it may become root in it.
+//	← pid     {pid}     only when the nsenter helper (C) started the init,
+//	                    to join a user namespace: the pid of the init, a
+//	                    direct child of xrunc (CLONE_PARENT). The helper
+//	                    then exits. An init xrunc forks itself needs no pid
+//	                    message.
+//	→ mapped            only from the helper path with a new user namespace:
+//	                    uid_map and gid_map are written; the init may become
+//	                    root in it. (Go writes them for a forked init.)
 //	→ config  {config}  the parent has placed the init in its cgroups, set
 //	                    rlimits and oom_score_adj; the init may start setup.
 //	← hooks             only when the spec has prestart, createRuntime or
@@ -94,6 +96,10 @@ type InitConfig struct {
 	ConsoleFd int `json:"consoleFd"`
 	// FifoFd is the init's O_PATH fd of exec.fifo (create), or -1.
 	FifoFd int `json:"fifoFd"`
+	// MountNSFd is the init's fd of a mount namespace to enter before
+	// anything else, or -1. The parent enters the other namespaces before
+	// forking the init, but the init's executable must resolve on the host.
+	MountNSFd int `json:"mountNSFd"`
 	// PreserveFds is how many fds after stdio stay open in the container.
 	PreserveFds int `json:"preserveFds,omitempty"`
 	// CgroupPaths are the container's cgroup directories on the host

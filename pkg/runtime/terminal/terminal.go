@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -91,10 +90,10 @@ func SendMaster(sock *os.File, master *os.File) error {
 }
 
 // RecvMaster receives one pty master from a connected unix socket.
-func RecvMaster(conn *net.UnixConn) (*os.File, error) {
+func RecvMaster(sock *os.File) (*os.File, error) {
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("receive pty master: %w", err)
 	}
@@ -109,7 +108,6 @@ func RecvMaster(conn *net.UnixConn) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("receive pty master: expected one fd")
 	}
-	unix.CloseOnExec(fds[0])
 	return os.NewFile(uintptr(fds[0]), string(buf[:n])), nil
 }
 

@@ -1,0 +1,518 @@
+package syncproto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// pair returns both ends as *Conn; the child's *os.File is turned into a
+// Conn through NewConn as the init does.
+func pair(t *testing.T) (parent, child *Conn) {
+	t.Helper()
+	p, c, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.FcntlInt(c.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	child = NewConn(fd)
+	t.Cleanup(func() {
+		p.Close()
+		child.Close()
+	})
+	return p, child
+}
+
+func sampleConfig() *InitConfig {
+	oom := 100
+	return &InitConfig{
+		Mode: ModeCreate,
+		ID:   "ctr-1",
+		Spec: &specs.Spec{
+			Version:     "1.0.2",
+			Root:        &specs.Root{Path: "rootfs", Readonly: true},
+			Hostname:    "h",
+			Annotations: map[string]string{"a": "b"},
+			Linux:       &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}}},
+		},
+		Process:      &specs.Process{Args: []string{"sh", "-c", "echo hi"}, Cwd: "/", Env: []string{"A=1"}, OOMScoreAdj: &oom},
+		Bundle:       "/b",
+		Rootfs:       "/b/rootfs",
+		NoPivot:      true,
+		NoNewKeyring: true,
+		ConsoleFd:    -1,
+		FifoFd:       4,
+		PreserveFds:  2,
+		CgroupPaths:  map[string]string{"": "/sys/fs/cgroup/x", "memory": "/sys/fs/cgroup/memory/x"},
+		NewCgroupNS:  true,
+	}
+}
+
+func TestNewPairCloseOnExec(t *testing.T) {
+	p, c, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	defer c.Close()
+	for name, fd := range map[string]int{"parent": p.Fd(), "child": int(c.Fd())} {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("%s end is not close-on-exec", name)
+		}
+		typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil || typ != unix.SOCK_SEQPACKET {
+			t.Errorf("%s end type = %d, %v; want SOCK_SEQPACKET", name, typ, err)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		m    Message
+	}{
+		{"pid", Message{Type: TypePid, Pid: 4242}},
+		{"mapped", Message{Type: TypeMapped}},
+		{"config", Message{Type: TypeConfig, Config: sampleConfig()}},
+		{"config exec", Message{Type: TypeConfig, Config: &InitConfig{Mode: ModeExec, ID: "c", Process: &specs.Process{Args: []string{"ls"}, Cwd: "/"}, ConsoleFd: 3, FifoFd: -1}}},
+		{"hooks", Message{Type: TypeHooks}},
+		{"hooks-done", Message{Type: TypeHooksDone}},
+		{"ready", Message{Type: TypeReady}},
+		{"run", Message{Type: TypeRun}},
+		{"done", Message{Type: TypeDone}},
+		{"error", Message{Type: TypeError, Error: "mount /proc: permission denied\n\"quoted\" ü"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			for _, dir := range []struct {
+				name     string
+				from, to *Conn
+			}{{"parent to child", p, c}, {"child to parent", c, p}} {
+				m := tt.m
+				if err := dir.from.Send(&m); err != nil {
+					t.Fatalf("%s: Send: %v", dir.name, err)
+				}
+				got, fds, err := dir.to.Recv()
+				if err != nil {
+					t.Fatalf("%s: Recv: %v", dir.name, err)
+				}
+				if len(fds) != 0 {
+					t.Errorf("%s: got fds %v", dir.name, fds)
+				}
+				if !reflect.DeepEqual(*got, tt.m) {
+					t.Errorf("%s: got %+v, want %+v", dir.name, *got, tt.m)
+				}
+			}
+		})
+	}
+}
+
+func TestWireFormat(t *testing.T) {
+	// The C constructor writes the pid message by hand; pin the JSON shape.
+	p, c := pair(t)
+	if _, err := unix.Write(c.Fd(), []byte(`{"type":"pid","pid":77}`)); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := p.Expect(TypePid)
+	if err != nil || m.Pid != 77 {
+		t.Fatalf("Expect(pid) = %+v, %v", m, err)
+	}
+	if err := p.Send(&Message{Type: TypeRun}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Read(c.Fd(), buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != `{"type":"run"}` {
+		t.Errorf("run message on the wire = %s", got)
+	}
+}
+
+func TestMessagesKeepBoundaries(t *testing.T) {
+	p, c := pair(t)
+	seq := []Message{{Type: TypeReady}, {Type: TypePid, Pid: 1}, {Type: TypeError, Error: "x"}, {Type: TypeDone}}
+	for i := range seq {
+		if err := c.Send(&seq[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close() // queued messages are still delivered, then EOF
+	for i := range seq {
+		got, _, err := p.Recv()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(*got, seq[i]) {
+			t.Errorf("message %d = %+v, want %+v", i, *got, seq[i])
+		}
+	}
+	if _, _, err := p.Recv(); err != io.EOF {
+		t.Errorf("after the queue: %v, want io.EOF", err)
+	}
+}
+
+func fstat(t *testing.T, fd int) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatalf("fstat %d: %v", fd, err)
+	}
+	return st
+}
+
+func TestFdPassing(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+	}{
+		{"one fd", 1},
+		{"two fds", 2},
+		{"eight fds", 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			var files []*os.File
+			var sent []int
+			for i := 0; i < tt.n; i++ {
+				f, err := os.Create(filepath.Join(t.TempDir(), fmt.Sprintf("f%d", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				files = append(files, f)
+				sent = append(sent, int(f.Fd()))
+			}
+			if err := p.Send(&Message{Type: TypeConfig, Config: &InitConfig{ConsoleFd: -1, FifoFd: -1}}, sent...); err != nil {
+				t.Fatal(err)
+			}
+			m, fds, err := c.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}()
+			if m.Type != TypeConfig {
+				t.Errorf("type %q", m.Type)
+			}
+			if len(fds) != tt.n {
+				t.Fatalf("received %d fds, want %d", len(fds), tt.n)
+			}
+			for i, fd := range fds {
+				flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+				if err != nil {
+					t.Fatalf("fd %d: %v", fd, err)
+				}
+				if flags&unix.FD_CLOEXEC == 0 {
+					t.Errorf("received fd %d is not close-on-exec", fd)
+				}
+				want, got := fstat(t, sent[i]), fstat(t, fd)
+				if want.Dev != got.Dev || want.Ino != got.Ino {
+					t.Errorf("fd %d is %d/%d, want %d/%d (same order as sent)", i, got.Dev, got.Ino, want.Dev, want.Ino)
+				}
+				if fd == sent[i] {
+					t.Errorf("received fd number equals the sent one")
+				}
+				// It is the same open file description: the offset is shared.
+				if _, err := unix.Write(fd, []byte("xy")); err != nil {
+					t.Fatal(err)
+				}
+				if off, _ := files[i].Seek(0, io.SeekCurrent); off != 2 {
+					t.Errorf("offset through the original = %d, want 2", off)
+				}
+			}
+		})
+	}
+}
+
+func TestFdPassingPipe(t *testing.T) {
+	p, c := pair(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := c.Send(&Message{Type: TypeReady}, int(w.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	_, fds, err := p.Expect(TypeReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fds) != 1 {
+		t.Fatalf("fds %v", fds)
+	}
+	if _, err := unix.Write(fds[0], []byte("through the passed fd")); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[0])
+	w.Close()
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != "through the passed fd" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
+
+func bigConfig(size int) *InitConfig {
+	cfg := sampleConfig()
+	cfg.Spec.Annotations = map[string]string{}
+	val := strings.Repeat("v", 1000)
+	for i := 0; len(cfg.Spec.Annotations)*1020 < size; i++ {
+		cfg.Spec.Annotations[fmt.Sprintf("org.example.key.%06d", i)] = val
+	}
+	return cfg
+}
+
+func TestLargeMessage(t *testing.T) {
+	tests := []struct {
+		name    string
+		size    int
+		reverse bool // child sends
+	}{
+		{"just over 64 KiB", 65 << 10, false},
+		{"1 MiB from the parent", 1 << 20, false},
+		{"3.5 MiB from the parent", 3<<20 + 512<<10, false},
+		{"100 KiB from the child", 100 << 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			from, to := p, c
+			if tt.reverse {
+				from, to = c, p
+			}
+			want := Message{Type: TypeConfig, Config: bigConfig(tt.size)}
+			// One packet into an empty queue never blocks: send first.
+			if serr := from.Send(&want); serr != nil {
+				if os.Geteuid() != 0 && (errors.Is(serr, unix.EMSGSIZE) || errors.Is(serr, unix.ENOBUFS)) {
+					// Without CAP_NET_ADMIN the buffer is capped by net.core.wmem_max.
+					t.Skipf("skipping: not root and the socket buffer is too small: %v", serr)
+				}
+				t.Fatalf("Send: %v", serr)
+			}
+			got, _, err := to.Recv()
+			if err != nil {
+				t.Fatalf("Recv: %v", err)
+			}
+			if len(got.Config.Spec.Annotations) != len(want.Config.Spec.Annotations) {
+				t.Fatalf("got %d annotations, want %d", len(got.Config.Spec.Annotations), len(want.Config.Spec.Annotations))
+			}
+			if !reflect.DeepEqual(*got, want) {
+				t.Fatal("large message differs after the round trip")
+			}
+			// The next message is still framed correctly.
+			if err := from.Send(&Message{Type: TypeDone}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := to.Expect(TypeDone); err != nil {
+				t.Fatalf("message after the large one: %v", err)
+			}
+		})
+	}
+}
+
+func TestTooLargeMessageRefused(t *testing.T) {
+	p, c := pair(t)
+	m := Message{Type: TypeConfig, Config: bigConfig(maxMessage + 4<<10)}
+	if b, err := json.Marshal(&m); err != nil || len(b) <= maxMessage {
+		t.Fatalf("test message is %d bytes (%v), want more than %d", len(b), err, maxMessage)
+	}
+	if err := p.Send(&m); err != nil {
+		if errors.Is(err, unix.EMSGSIZE) || errors.Is(err, unix.ENOBUFS) {
+			t.Skipf("skipping: the socket buffer cannot hold %d bytes without CAP_NET_ADMIN: %v", maxMessage, err)
+		}
+		t.Fatalf("Send: %v", err)
+	}
+	_, _, err := c.Recv()
+	if err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("Recv = %v, want a too-large error", err)
+	}
+}
+
+func TestEOF(t *testing.T) {
+	tests := []struct {
+		name  string
+		close func(p, c *Conn)
+		recv  func(p, c *Conn) error
+		want  error
+	}{
+		{"child sees parent close", func(p, c *Conn) { p.Close() }, func(p, c *Conn) error { _, _, err := c.Recv(); return err }, io.EOF},
+		{"parent sees child close", func(p, c *Conn) { c.Close() }, func(p, c *Conn) error { _, _, err := p.Recv(); return err }, io.EOF},
+		{"Expect maps EOF", func(p, c *Conn) { c.Close() }, func(p, c *Conn) error { _, _, err := p.Expect(TypeReady); return err }, ErrChildExited},
+		{"EOF repeats", func(p, c *Conn) { c.Close() }, func(p, c *Conn) error {
+			p.Recv()
+			_, _, err := p.Recv()
+			return err
+		}, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			tt.close(p, c)
+			if err := tt.recv(p, c); err != tt.want {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEOFWhileBlocked(t *testing.T) {
+	p, c := pair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := p.Recv()
+		errc <- err
+	}()
+	c.Close()
+	if err := <-errc; err != io.EOF {
+		t.Fatalf("blocked Recv returned %v, want io.EOF", err)
+	}
+}
+
+func openFds(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+func TestExpect(t *testing.T) {
+	tests := []struct {
+		name    string
+		send    Message
+		withFd  bool
+		expect  string
+		wantErr string // exact text; "" for success
+	}{
+		{"match", Message{Type: TypeReady}, false, TypeReady, ""},
+		{"match with fd", Message{Type: TypeDone}, true, TypeDone, ""},
+		{"peer error text", Message{Type: TypeError, Error: "exec: \"nope\": executable file not found in $PATH"}, false, TypeDone, "exec: \"nope\": executable file not found in $PATH"},
+		{"peer error when expecting error", Message{Type: TypeError, Error: "boom"}, false, TypeError, "boom"},
+		{"wrong type", Message{Type: TypeReady}, false, TypeDone, `protocol error: got "ready" message, want "done"`},
+		{"wrong type with fd", Message{Type: TypeHooks}, true, TypeReady, `protocol error: got "hooks" message, want "ready"`},
+		{"unknown type", Message{Type: "bogus"}, false, TypeRun, `protocol error: got "bogus" message, want "run"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			var fds []int
+			if tt.withFd {
+				f, err := os.Open(os.DevNull)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				fds = []int{int(f.Fd())}
+			}
+			if err := c.Send(&tt.send, fds...); err != nil {
+				t.Fatal(err)
+			}
+			before := openFds(t)
+			m, got, err := p.Expect(tt.expect)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Expect = %v", err)
+				}
+				if m.Type != tt.expect || len(got) != len(fds) {
+					t.Fatalf("Expect = %+v, fds %v", m, got)
+				}
+				for _, fd := range got {
+					unix.Close(fd)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.wantErr {
+				t.Fatalf("Expect = %v, want %q", err, tt.wantErr)
+			}
+			if m != nil || got != nil {
+				t.Errorf("Expect returned %+v, %v with the error", m, got)
+			}
+			if after := openFds(t); after != before {
+				t.Errorf("open fds %d -> %d: the fds of a refused message leaked", before, after)
+			}
+		})
+	}
+}
+
+func TestRecvGarbage(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		withFd  bool
+	}{
+		{"not json", "hello", false},
+		{"truncated json", `{"type":"re`, false},
+		{"wrong field type", `{"type":1}`, false},
+		{"garbage with fd", "\x00\x01", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			var oob []byte
+			if tt.withFd {
+				f, err := os.Open(os.DevNull)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				oob = unix.UnixRights(int(f.Fd()))
+			}
+			if err := unix.Sendmsg(c.Fd(), []byte(tt.payload), oob, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			before := openFds(t)
+			m, fds, err := p.Recv()
+			if err == nil || !strings.HasPrefix(err.Error(), "decode message:") {
+				t.Fatalf("Recv = %+v, %v, %v; want a decode error", m, fds, err)
+			}
+			if after := openFds(t); after != before {
+				t.Errorf("open fds %d -> %d: received fds leaked", before, after)
+			}
+			// The connection is still usable.
+			if err := c.Send(&Message{Type: TypeReady}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := p.Expect(TypeReady); err != nil {
+				t.Fatalf("after garbage: %v", err)
+			}
+		})
+	}
+}
+
+func TestSendAfterPeerClosed(t *testing.T) {
+	p, c := pair(t)
+	c.Close()
+	err := p.Send(&Message{Type: TypeRun})
+	if err == nil || !strings.HasPrefix(err.Error(), "send run message:") {
+		t.Fatalf("Send = %v, want a send error", err)
+	}
+	if !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+		t.Errorf("error %v does not keep the errno", err)
+	}
+}
