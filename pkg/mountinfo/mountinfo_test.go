@@ -52,6 +52,7 @@ func TestUnescape(t *testing.T) {
 	for in, want := range map[string]string{
 		`plain`: "plain", `a\040b`: "a b", `tab\011`: "tab\t", `back\134slash`: `back\slash`,
 		`short\04`: `short\04`, `bad\999`: `bad\999`, `\`: `\`,
+		`/a\011\012`: "/a\t\n", `/a\777`: `/a\777`,
 	} {
 		if got := Unescape(in); got != want {
 			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)

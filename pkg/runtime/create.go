@@ -13,6 +13,7 @@ import (
 
 	"github.com/xstack/xstack/pkg/atomicfile"
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
+	"github.com/xstack/xstack/pkg/runtime/exeseal"
 	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/proc"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
@@ -38,15 +39,7 @@ type CreateOpts struct {
 // Create creates a container from a bundle and leaves its init waiting
 // for Start. On any error nothing is left behind: no state directory,
 // cgroup, mount or process.
-func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
-	t0 := time.Now()
-	// The sealed copy of ourselves takes a while to write; make it while
-	// the config is read and checked.
-	exe := sealedExe()
-	defer exe.discard()
-	step := func(name string) {
-		r.log().Debug("create", "id", id, "step", name, "ms", float64(time.Since(t0).Microseconds())/1000)
-	}
+func (r *Runtime) Create(id string, o CreateOpts) (*Container, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
@@ -54,27 +47,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
-	s, err := rspec.Load(bundle)
-	if err != nil {
-		return nil, err
-	}
-	if err := rspec.Validate(s, bundle); err != nil {
-		return nil, err
-	}
-	rspec.AbsBindSources(s, bundle)
-	step("spec validated")
-	if !rspec.HasNamespace(s, specs.MountNamespace) {
-		return nil, errors.New("linux.namespaces: a mount namespace is required")
-	}
-	terminal := s.Process.Terminal
-	hasConsole := o.Console != nil || o.ConsoleSocket != ""
-	switch {
-	case terminal && !hasConsole:
-		return nil, errors.New("cannot allocate tty if xrunc will detach without setting console socket")
-	case !terminal && hasConsole:
-		return nil, errors.New("cannot use console socket if xrunc will not detach or allocate tty")
-	}
-
 	if err := r.ensureRoot(); err != nil {
 		return nil, err
 	}
@@ -92,146 +64,168 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	}
 	defer lock.Close()
 
-	var cg cgroups.Manager
-	var ip *initProcess
-	defer func() {
-		if err == nil {
-			return
-		}
-		if ip != nil {
-			ip.kill()
-		}
-		if cg != nil {
-			_ = cg.Destroy()
-		}
-		os.RemoveAll(dir)
-	}()
-
-	cgroupsPath := ""
-	if s.Linux != nil {
-		cgroupsPath = s.Linux.CgroupsPath
-	}
-	cg, err = cgroups.New(cgroupsPath, id)
+	cr := &creation{rt: r, id: id, dir: dir, bundle: bundle, opts: o, t0: time.Now()}
+	c, err := cr.run()
+	cr.release()
 	if err != nil {
+		cr.undo()
+		return nil, err
+	}
+	return c, nil
+}
+
+// creation is one Create in progress and what it must undo on failure.
+type creation struct {
+	rt     *Runtime
+	id     string
+	dir    string
+	bundle string
+	opts   CreateOpts
+	t0     time.Time
+
+	spec *specs.Spec
+	st   *State
+	cg   cgroups.Manager
+	ip   *initProcess
+	// fifo and console are handed to the init; closed by release.
+	fifo, console *os.File
+	ownConsole    bool
+}
+
+func (cr *creation) step(name string) {
+	cr.rt.log().Debug("create", "id", cr.id, "step", name, "ms", float64(time.Since(cr.t0).Microseconds())/1000)
+}
+
+// run does the work. The container's init is forked before the config is
+// even read, with a new pid namespace only: most configs ask for exactly
+// that, and the init's start-up (a Go runtime, milliseconds) then overlaps
+// with reading and checking the config. The init creates or joins the
+// other namespaces itself. A config that needs something else at fork time
+// (a user namespace, a shared or joined pid namespace) gets a fresh init
+// forked with everything in place.
+func (cr *creation) run() (*Container, error) {
+	var err error
+	if cr.fifo, err = makeExecFifo(cr.dir); err != nil {
+		return nil, err
+	}
+	if cr.console, err = connectConsole(cr.opts); err != nil {
+		return nil, err
+	}
+	cr.ownConsole = cr.opts.Console == nil
+	exe, err := exeseal.Clone()
+	if err != nil {
+		return nil, err
+	}
+	early := cr.initStart(exe, unix.CLONE_NEWPID)
+	if cr.ip, err = startInit(early); err != nil {
+		return nil, err
+	}
+	cr.step("init forked")
+
+	if err := cr.loadSpec(); err != nil {
+		return nil, err
+	}
+	cr.step("spec validated")
+	s := cr.spec
+	cfg, fds, err := cr.initConfig(early)
+	if err != nil {
+		return nil, err
+	}
+	defer closeJoins(fds)
+	if fds == nil && cfg == nil {
+		// The early init cannot be this container's: fork another.
+		cr.ip.kill()
+		cr.ip = nil
+		if exe, err = exeseal.Clone(); err != nil {
+			return nil, err
+		}
+		late := cr.initStart(exe, 0)
+		if err := cr.lateNamespaces(late); err != nil {
+			return nil, err
+		}
+		if cr.ip, err = startInit(late); err != nil {
+			return nil, err
+		}
+		cfg = late.cfg
+		cr.step("init forked again")
+	}
+	cr.completeConfig(cfg)
+
+	if cr.cg, err = cgroups.New(cgroupsPath(s), cr.id); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	st := &State{
+	cr.st = &State{
 		Version:      stateVersion,
-		ID:           id,
-		Bundle:       bundle,
-		Rootfs:       rspec.RootfsPath(s, bundle),
+		ID:           cr.id,
+		Bundle:       cr.bundle,
+		Rootfs:       rspec.RootfsPath(s, cr.bundle),
 		Created:      time.Now().UTC(),
-		CgroupPaths:  cg.Paths(),
+		CgroupPaths:  cr.cg.Paths(),
 		Namespaces:   s.Linux.Namespaces,
 		Annotations:  s.Annotations,
 		Hooks:        s.Hooks,
-		NoNewKeyring: o.NoNewKeyring,
+		NoNewKeyring: cr.opts.NoNewKeyring,
 	}
-	// A first save without an init, so that if this process is killed from
-	// here on, "delete --force" still finds the cgroup to remove.
-	if err := st.save(dir); err != nil {
-		return nil, err
-	}
-	// Creating cgroup directories is slow (a v1 cpuset directory takes
-	// milliseconds): do it while the init starts, and only move the init in
-	// once its pid is known.
+	cfg.Rootfs, cfg.Cgroups = cr.st.Rootfs, cr.cg.Hierarchies()
+	// While the init boots: a first save without an init, so that if this
+	// process is killed from here on "delete --force" still finds the
+	// cgroup to remove; then the cgroup directories (slow: a v1 cpuset
+	// directory takes milliseconds). The init moves in once it runs.
 	cgMade := make(chan error, 1)
-	go func() { cgMade <- cg.Apply(-1) }()
-
-	start := &initStart{
-		cfg: &syncproto.InitConfig{
-			Mode:         syncproto.ModeCreate,
-			ID:           id,
-			Spec:         s,
-			Process:      s.Process,
-			Bundle:       bundle,
-			Rootfs:       st.Rootfs,
-			NoPivot:      o.NoPivot,
-			NoNewKeyring: o.NoNewKeyring,
-			CgroupPaths:  st.CgroupPaths,
-		},
-		uidMaps:   s.Linux.UIDMappings,
-		gidMaps:   s.Linux.GIDMappings,
-		stdio:     o.Stdio,
-		preserved: o.Preserved,
-	}
-	for _, ns := range s.Linux.Namespaces {
-		flag := rspec.NamespaceTypes[ns.Type]
-		switch {
-		case ns.Path != "":
-			f, err := os.Open(ns.Path)
-			if err != nil {
-				return nil, fmt.Errorf("open %s namespace path: %w", ns.Type, err)
-			}
-			start.joins = append(start.joins, nsFile{f, flag})
-		case ns.Type == specs.CgroupNamespace:
-			// Created by the init once it sits in its cgroup.
-			start.cfg.NewCgroupNS = true
-		default:
-			start.cloneFlags |= flag
+	go func() {
+		if err := cr.st.save(cr.dir); err != nil {
+			cgMade <- err
+			return
 		}
-	}
-
-	fifo, err := makeExecFifo(dir, s)
-	if err != nil {
-		return nil, err
-	}
-	defer fifo.Close()
-	start.fifo = fifo
-
-	console, err := connectConsole(o)
-	if err != nil {
-		return nil, err
-	}
-	if console != nil {
-		defer console.Close()
-		start.console = console
-	}
-
-	step("state saved")
-	if start.exe, err = exe.get(); err != nil {
-		return nil, err
-	}
-	ip, err = startInit(start)
-	if cerr := <-cgMade; err == nil && cerr != nil {
-		err = fmt.Errorf("cgroups: %w", cerr)
+		if err := cr.cg.Apply(-1); err != nil {
+			cgMade <- fmt.Errorf("cgroups: %w", err)
+			return
+		}
+		cgMade <- nil
+	}()
+	err = cr.ip.conn.SendConfig(cfg, fdsOf(fds)...)
+	if cerr := <-cgMade; err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	step("init started")
+
+	ip := cr.ip
 	// Into the cgroup before the init runs anything of the container's
 	// (hooks included), so no process can escape it.
-	if err := cg.Enter(ip.pid); err != nil {
-		return nil, fmt.Errorf("cgroups: %w", err)
-	}
-	step("cgroup entered")
-	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeConfig, Config: start.cfg}); err != nil {
+	if _, _, err := ip.conn.Expect(syncproto.TypeBooted); err != nil {
 		return nil, err
 	}
-	if err := runCreateHooks(ip, s, st); err != nil {
+	if err := cr.cg.Enter(ip.pid); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypePlaced}); err != nil {
+		return nil, err
+	}
+	cr.step("cgroup entered")
+	if err := runCreateHooks(ip, cfg, s, cr.st); err != nil {
 		return nil, err
 	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {
 		return nil, err
 	}
-	step("init ready")
+	cr.step("init ready")
 	// Limits apply from here on: the init's own start-up (its runtime's
 	// threads count against pids.max and RLIMIT_NPROC) is not the
 	// container's workload.
-	if err := cg.Set(containerResources(s)); err != nil {
+	if err := cr.cg.Set(containerResources(s)); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	if err := applyLimits(ip.pid, s.Process); err != nil {
 		return nil, err
 	}
-
 	pst, err := proc.ReadStat(ip.pid)
 	if err != nil {
 		return nil, fmt.Errorf("read start time of the container init: %w", err)
 	}
-	st.InitPid, st.InitStartTime = ip.pid, pst.StartTime
-	if err := st.save(dir); err != nil {
+	cr.st.InitPid, cr.st.InitStartTime = ip.pid, pst.StartTime
+	if err := cr.st.save(cr.dir); err != nil {
 		return nil, err
 	}
 	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeRun}); err != nil {
@@ -240,22 +234,190 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := ip.finish(); err != nil {
 		return nil, err
 	}
-	step("init done")
+	cr.step("init done")
 	ip.conn.Close()
-	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, ip.pid); err != nil {
+	if cr.opts.PidFile != "" {
+		if err := writePidFile(cr.opts.PidFile, ip.pid); err != nil {
 			return nil, err
 		}
 	}
-	c = &Container{rt: r, id: id, dir: dir, state: st}
-	c.initProc = ip.proc
-	return c, nil
+	return &Container{rt: cr.rt, id: cr.id, dir: cr.dir, state: cr.st, initProc: ip.proc}, nil
+}
+
+// loadSpec reads and checks the bundle's config.
+func (cr *creation) loadSpec() error {
+	s, err := rspec.Load(cr.bundle)
+	if err != nil {
+		return err
+	}
+	if err := rspec.Validate(s, cr.bundle); err != nil {
+		return err
+	}
+	rspec.AbsBindSources(s, cr.bundle)
+	if !rspec.HasNamespace(s, specs.MountNamespace) {
+		return errors.New("linux.namespaces: a mount namespace is required")
+	}
+	hasConsole := cr.console != nil
+	switch {
+	case s.Process.Terminal && !hasConsole:
+		return errors.New("cannot allocate tty if xrunc will detach without setting console socket")
+	case !s.Process.Terminal && hasConsole:
+		return errors.New("cannot use console socket if xrunc will not detach or allocate tty")
+	}
+	// A user-namespaced init opens the fifo as the container's root.
+	uid, gid := rootIDs(s)
+	if err := os.Chown(filepath.Join(cr.dir, fifoFile), uid, gid); err != nil {
+		return fmt.Errorf("chown exec fifo: %w", err)
+	}
+	cr.spec = s
+	return nil
+}
+
+// initStart describes an init for this container with the given clone
+// flags; the rest of its config is filled in later.
+func (cr *creation) initStart(exe *os.File, cloneFlags uintptr) *initStart {
+	return &initStart{
+		cfg:        &syncproto.InitConfig{Mode: syncproto.ModeCreate, ID: cr.id},
+		cloneFlags: cloneFlags,
+		stdio:      cr.opts.Stdio,
+		preserved:  cr.opts.Preserved,
+		console:    cr.console,
+		fifo:       cr.fifo,
+		exe:        exe,
+	}
+}
+
+// initConfig returns the config for the early init, which was forked with
+// only a new pid namespace, and the namespace files it must enter itself
+// (sent along with the config). It returns nil, nil if the early init
+// cannot serve this spec.
+func (cr *creation) initConfig(early *initStart) (*syncproto.InitConfig, []nsFile, error) {
+	pid, ok := rspec.FindNamespace(cr.spec, specs.PIDNamespace)
+	if !ok || pid.Path != "" || rspec.HasNamespace(cr.spec, specs.UserNamespace) {
+		return nil, nil, nil
+	}
+	cfg := early.cfg
+	var joins []nsFile
+	for _, ns := range cr.spec.Linux.Namespaces {
+		flag := rspec.NamespaceTypes[ns.Type]
+		switch {
+		case ns.Type == specs.PIDNamespace:
+		case ns.Type == specs.CgroupNamespace && ns.Path == "":
+			cfg.NewCgroupNS = true
+		case ns.Path != "":
+			f, err := os.Open(ns.Path)
+			if err != nil {
+				closeJoins(joins)
+				return nil, nil, fmt.Errorf("open %s namespace path: %w", ns.Type, err)
+			}
+			joins = append(joins, nsFile{f, flag})
+			cfg.JoinTypes = append(cfg.JoinTypes, flag)
+		default:
+			cfg.Unshare |= flag
+		}
+	}
+	return cfg, joins, nil
+}
+
+// lateNamespaces sets up an init forked with every namespace in place.
+func (cr *creation) lateNamespaces(late *initStart) error {
+	s := cr.spec
+	late.uidMaps, late.gidMaps = s.Linux.UIDMappings, s.Linux.GIDMappings
+	for _, ns := range s.Linux.Namespaces {
+		flag := rspec.NamespaceTypes[ns.Type]
+		switch {
+		case ns.Path != "":
+			f, err := os.Open(ns.Path)
+			if err != nil {
+				closeJoins(late.joins)
+				return fmt.Errorf("open %s namespace path: %w", ns.Type, err)
+			}
+			late.joins = append(late.joins, nsFile{f, flag})
+		case ns.Type == specs.CgroupNamespace:
+			// Created by the init once it sits in its cgroup.
+			late.cfg.NewCgroupNS = true
+		default:
+			late.cloneFlags |= flag
+		}
+	}
+	return nil
+}
+
+// completeConfig adds the container's description to the init's config.
+func (cr *creation) completeConfig(cfg *syncproto.InitConfig) {
+	s := cr.spec
+	cfg.Container = initContainer(s)
+	cfg.CreateHooks = len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) > 0
+	cfg.Process = s.Process
+	cfg.Bundle = cr.bundle
+	cfg.NoPivot = cr.opts.NoPivot
+	cfg.NoNewKeyring = cr.opts.NoNewKeyring
+}
+
+// release closes what this process no longer needs either way.
+func (cr *creation) release() {
+	if cr.fifo != nil {
+		cr.fifo.Close()
+	}
+	if cr.console != nil && cr.ownConsole {
+		cr.console.Close()
+	}
+}
+
+// undo removes everything a failed create made.
+func (cr *creation) undo() {
+	if cr.ip != nil {
+		cr.ip.kill()
+	}
+	if cr.cg != nil {
+		_ = cr.cg.Destroy()
+	}
+	os.RemoveAll(cr.dir)
+}
+
+func cgroupsPath(s *specs.Spec) string {
+	if s.Linux == nil {
+		return ""
+	}
+	return s.Linux.CgroupsPath
+}
+
+func fdsOf(joins []nsFile) []int {
+	fds := make([]int, len(joins))
+	for i, j := range joins {
+		fds[i] = int(j.f.Fd())
+	}
+	return fds
+}
+
+// initContainer extracts what the init applies itself from the spec.
+func initContainer(s *specs.Spec) *syncproto.Container {
+	c := &syncproto.Container{
+		OCIVersion:           s.Version,
+		Annotations:          s.Annotations,
+		ReadonlyRoot:         s.Root.Readonly,
+		Mounts:               s.Mounts,
+		Hostname:             s.Hostname,
+		Domainname:           s.Domainname,
+		CreateContainerHooks: hooks.Of(s, hooks.CreateContainer),
+		StartContainerHooks:  hooks.Of(s, hooks.StartContainer),
+	}
+	if l := s.Linux; l != nil {
+		c.Devices = l.Devices
+		c.RootfsPropagation = l.RootfsPropagation
+		c.Sysctl = l.Sysctl
+		c.MaskedPaths = l.MaskedPaths
+		c.ReadonlyPaths = l.ReadonlyPaths
+		ns, ok := rspec.FindNamespace(s, specs.UserNamespace)
+		c.UserNS = ok && ns.Path == ""
+	}
+	return c
 }
 
 // runCreateHooks runs prestart and createRuntime hooks when the init asks
 // for them (see syncproto).
-func runCreateHooks(ip *initProcess, s *specs.Spec, st *State) error {
-	if len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) == 0 {
+func runCreateHooks(ip *initProcess, cfg *syncproto.InitConfig, s *specs.Spec, st *State) error {
+	if !cfg.CreateHooks {
 		return nil
 	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeHooks); err != nil {
@@ -270,16 +432,12 @@ func runCreateHooks(ip *initProcess, s *specs.Spec, st *State) error {
 	return ip.conn.Send(&syncproto.Message{Type: syncproto.TypeHooksDone})
 }
 
-// makeExecFifo creates the fifo the init blocks on until "start", owned by
-// the container's root so that a user-namespaced init can open it.
-func makeExecFifo(dir string, s *specs.Spec) (*os.File, error) {
+// makeExecFifo creates the fifo the init blocks on until "start" (chowned
+// to the container's root once the config is known).
+func makeExecFifo(dir string) (*os.File, error) {
 	path := filepath.Join(dir, fifoFile)
 	if err := unix.Mkfifo(path, 0o622); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
-	}
-	uid, gid := rootIDs(s)
-	if err := os.Chown(path, uid, gid); err != nil {
-		return nil, fmt.Errorf("chown exec fifo: %w", err)
 	}
 	f, err := os.OpenFile(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -118,7 +118,10 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			ip.kill()
 		}
 	}()
-	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeConfig, Config: start.cfg}); err != nil {
+	if err := ip.conn.SendConfig(start.cfg); err != nil {
+		return nil, err
+	}
+	if _, _, err := ip.conn.Expect(syncproto.TypeBooted); err != nil {
 		return nil, err
 	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {

@@ -104,7 +104,7 @@ func startInit(s *initStart) (*initProcess, error) {
 	s.cfg.PreserveFds = len(s.preserved)
 	cmd := &exec.Cmd{
 		Args:   []string{"xrunc", "init"},
-		Env:    []string{syncproto.EnvSyncFd + "=" + strconv.Itoa(syncFd), "GOGC=off"},
+		Env:    []string{syncproto.EnvSyncFd + "=" + strconv.Itoa(syncFd), "GOGC=off", "GOMAXPROCS=1"},
 		Stdin:  s.stdio.Stdin,
 		Stdout: s.stdio.Stdout,
 		Stderr: s.stdio.Stderr,

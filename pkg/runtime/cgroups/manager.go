@@ -45,11 +45,24 @@ type Manager interface {
 	// for the named hierarchy, "" for a cgroup v2 directory), in the form
 	// runc stores in state.json. The map is a copy.
 	Paths() map[string]string
+	// Hierarchies lists the mounted hierarchies the container is in, with
+	// their mount points, so the container's /sys/fs/cgroup can be built
+	// without reading mountinfo again. Only a manager made by New knows
+	// them; one made by Load returns nil.
+	Hierarchies() []Hierarchy
 	// Stats reads usage counters and limits.
 	Stats() (*Stats, error)
 	// OOMKillCount returns how many processes the OOM killer killed in the
 	// cgroup.
 	OOMKillCount() (uint64, error)
+}
+
+// Hierarchy is one mounted cgroup hierarchy and the container's directory
+// in it.
+type Hierarchy struct {
+	MountPoint string `json:"mountPoint"`
+	Dir        string `json:"dir"`
+	Unified    bool   `json:"unified,omitempty"` // a cgroup2 mount
 }
 
 // New resolves the container's cgroup from the OCI cgroupsPath and the
@@ -113,7 +126,7 @@ func (h hostLayout) newManager(cgroupsPath, id string) (Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &v2Manager{dir: dir, checkFS: h.checkFS}, nil
+		return &v2Manager{dir: dir, checkFS: h.checkFS, hierarchies: []Hierarchy{{MountPoint: h.unifiedRoot, Dir: dir, Unified: true}}}, nil
 	}
 	mountinfo, err := readPath(h.mountinfoPath)
 	if err != nil {
@@ -123,11 +136,13 @@ func (h hostLayout) newManager(cgroupsPath, id string) (Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", h.mountinfoPath, err)
 	}
-	paths, err := resolveV1Paths(mounts, own, cgPath, relative, h.mode == Hybrid)
+	paths, hs, err := resolveV1Paths(mounts, own, cgPath, relative, h.mode == Hybrid)
 	if err != nil {
 		return nil, err
 	}
-	return newV1Manager(paths, h.checkFS), nil
+	m := newV1Manager(paths, h.checkFS)
+	m.hierarchies = hs
+	return m, nil
 }
 
 func (h hostLayout) ownCgroups() (map[string]string, error) {

@@ -3,6 +3,8 @@ package cgroups
 import (
 	"fmt"
 	"strings"
+
+	"github.com/xstack/xstack/pkg/mountinfo"
 )
 
 // cgroupMount is one cgroup filesystem mount from /proc/self/mountinfo.
@@ -48,40 +50,28 @@ func parseMountinfo(content string) ([]cgroupMount, error) {
 	return mounts, nil
 }
 
-// parseMountinfoLine parses one line, see proc(5):
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - cgroup cgroup rw,memory
-//
-// ok is false for filesystems other than cgroup and cgroup2.
+// parseMountinfoLine parses one line (see pkg/mountinfo); ok is false for
+// filesystems other than cgroup and cgroup2.
 func parseMountinfoLine(line string) (m cgroupMount, ok bool, err error) {
-	before, after, found := strings.Cut(line, " - ")
-	if !found {
-		return m, false, fmt.Errorf("no separator in %q", line)
+	mi, err := mountinfo.ParseLine(line)
+	if err != nil {
+		return m, false, err
 	}
-	post := strings.Fields(after)
-	if len(post) == 0 {
-		return m, false, fmt.Errorf("no filesystem type in %q", line)
-	}
-	switch post[0] {
+	switch mi.FSType {
 	case "cgroup":
 	case "cgroup2":
 		m.unified = true
 	default:
 		return m, false, nil
 	}
-	pre := strings.Fields(before)
-	if len(pre) < 6 || len(post) < 2 {
-		return m, false, fmt.Errorf("too few fields in %q", line)
-	}
-	m.root = unescapeMountinfo(pre[3])
-	m.mountpoint = unescapeMountinfo(pre[4])
+	m.root, m.mountpoint = mi.Root, mi.MountPoint
 	if !strings.HasPrefix(m.root, "/") || !strings.HasPrefix(m.mountpoint, "/") {
 		return m, false, fmt.Errorf("relative path in %q", line)
 	}
-	if m.unified || len(post) < 3 {
+	if m.unified {
 		return m, true, nil
 	}
-	for _, opt := range strings.Split(post[2], ",") {
+	for _, opt := range strings.Split(mi.SuperOptions, ",") {
 		if opt == "" || v1MountOptions[opt] {
 			continue
 		}
@@ -92,25 +82,3 @@ func parseMountinfoLine(line string) (m cgroupMount, ok bool, err error) {
 	}
 	return m, true, nil
 }
-
-// unescapeMountinfo undoes the kernel's octal escaping of space, tab, newline
-// and backslash (\040, \011, \012, \134). Anything that is not a valid
-// three-digit octal escape is kept as is.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) && s[i+1] <= '3' {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }

@@ -68,23 +68,6 @@ func TestParseMountinfo(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	tests := map[string]string{
-		`/a\040b`:    "/a b",
-		`/a\011\012`: "/a\t\n",
-		`/a\134b`:    `/a\b`,
-		`/a\04`:      `/a\04`, // truncated escape stays literal
-		`/a\777`:     `/a\777`,
-		`/plain`:     "/plain",
-		`\`:          `\`,
-	}
-	for in, want := range tests {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func FuzzParseMountinfo(f *testing.F) {
 	f.Add(hybridMountinfo)
 	f.Add("35 25 0:30 /docker/abc /sys/fs/cgroup/cpu,cpuacct rw shared:14 - cgroup cgroup rw,cpu,cpuacct,name=x\n")

@@ -100,8 +100,9 @@ func hierarchyDir(mnt cgroupMount, own, cgPath string, relative bool) (string, e
 // mount is included under unifiedKey, as runc does: it costs one directory and
 // gives the container cgroup.kill and cgroup.events. A hierarchy mounted twice
 // is resolved through its first mount. own may be nil when cgPath is absolute.
-func resolveV1Paths(mounts []cgroupMount, own map[string]string, cgPath string, relative, withUnified bool) (map[string]string, error) {
+func resolveV1Paths(mounts []cgroupMount, own map[string]string, cgPath string, relative, withUnified bool) (map[string]string, []Hierarchy, error) {
 	paths := make(map[string]string)
+	var hs []Hierarchy
 	for _, mnt := range mounts {
 		keys := mnt.controllers
 		if mnt.unified {
@@ -118,14 +119,15 @@ func resolveV1Paths(mounts []cgroupMount, own map[string]string, cgPath string, 
 		}
 		dir, err := hierarchyDir(mnt, own[keys[0]], cgPath, relative)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, k := range keys {
 			paths[k] = dir
 		}
+		hs = append(hs, Hierarchy{MountPoint: mnt.mountpoint, Dir: dir, Unified: mnt.unified})
 	}
 	if len(paths) == 0 || (len(paths) == 1 && paths[unifiedKey] != "") {
-		return nil, fmt.Errorf("no cgroup v1 hierarchy is mounted")
+		return nil, nil, fmt.Errorf("no cgroup v1 hierarchy is mounted")
 	}
-	return paths, nil
+	return paths, hs, nil
 }

@@ -19,6 +19,8 @@ type v1Manager struct {
 	// dirs are the distinct directories of paths, sorted.
 	dirs    []string
 	checkFS bool
+	// hierarchies is known when made by New, nil after Load.
+	hierarchies []Hierarchy
 }
 
 func newV1Manager(paths map[string]string, checkFS bool) *v1Manager {
@@ -44,6 +46,8 @@ func (m *v1Manager) dir(controller string) (string, error) {
 }
 
 func (m *v1Manager) Paths() map[string]string { return maps.Clone(m.paths) }
+
+func (m *v1Manager) Hierarchies() []Hierarchy { return slices.Clone(m.hierarchies) }
 
 func (m *v1Manager) Apply(pid int) error {
 	cpusetDir := m.paths["cpuset"]

@@ -309,3 +309,35 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// TestHierarchies: New knows the mount point of every hierarchy it put the
+// container in, consistent with Paths; Load does not.
+func TestHierarchies(t *testing.T) {
+	m, err := New("/xstack-hier-test/c1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := m.Hierarchies()
+	if len(hs) == 0 {
+		t.Fatal("no hierarchies")
+	}
+	dirs := map[string]bool{}
+	for _, d := range m.Paths() {
+		dirs[d] = true
+	}
+	for _, h := range hs {
+		if !dirs[h.Dir] {
+			t.Errorf("hierarchy %+v: dir is not one of Paths()", h)
+		}
+		if h.Dir != h.MountPoint+"/xstack-hier-test/c1" {
+			t.Errorf("hierarchy %+v: dir is not the cgroupsPath under the mount point", h)
+		}
+		delete(dirs, h.Dir)
+	}
+	if len(dirs) != 0 {
+		t.Errorf("Paths() has directories no hierarchy covers: %v", dirs)
+	}
+	if got := Load(m.Paths()).Hierarchies(); got != nil {
+		t.Errorf("Load(...).Hierarchies() = %v, want nil", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,9 +15,13 @@ import (
 type v2Manager struct {
 	dir     string
 	checkFS bool
+	// hierarchies is known when made by New, nil after Load.
+	hierarchies []Hierarchy
 }
 
 func (m *v2Manager) Paths() map[string]string { return map[string]string{unifiedKey: m.dir} }
+
+func (m *v2Manager) Hierarchies() []Hierarchy { return slices.Clone(m.hierarchies) }
 
 func (m *v2Manager) Apply(pid int) error {
 	if err := makeCgroupDir(m.dir, m.checkFS, enableParentControllers); err != nil {

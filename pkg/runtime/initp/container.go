@@ -10,7 +10,6 @@ import (
 
 	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/rootfs"
-	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 	"github.com/xstack/xstack/pkg/runtime/terminal"
 )
@@ -24,7 +23,7 @@ type fifoResult struct {
 
 // newContainer sets up a new container and execs its program.
 func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
-	s := cfg.Spec
+	s := cfg.Container
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
 	}
@@ -55,17 +54,15 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 
 	rc := &rootfs.Config{
 		Rootfs:      cfg.Rootfs,
-		Readonly:    s.Root != nil && s.Root.Readonly,
+		Readonly:    s.ReadonlyRoot,
 		Mounts:      s.Mounts,
-		UserNS:      hasNewNamespace(s, specs.UserNamespace),
+		Devices:     s.Devices,
+		Propagation: s.RootfsPropagation,
+		UserNS:      s.UserNS,
 		CgroupNS:    cfg.NewCgroupNS,
-		CgroupPaths: cfg.CgroupPaths,
+		Cgroups:     cfg.Cgroups,
 		NoPivot:     cfg.NoPivot,
 		Cwd:         cfg.Process.Cwd,
-	}
-	if s.Linux != nil {
-		rc.Propagation = s.Linux.RootfsPropagation
-		rc.Devices = s.Linux.Devices
 	}
 	if err := rootfs.Prepare(rc); err != nil {
 		return err
@@ -94,13 +91,11 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 			return fmt.Errorf("set domainname: %w", err)
 		}
 	}
-	if s.Linux != nil {
-		if err := applySysctls(s.Linux.Sysctl); err != nil {
-			return err
-		}
-		if err := rootfs.ProtectPaths(s.Linux.ReadonlyPaths, s.Linux.MaskedPaths); err != nil {
-			return err
-		}
+	if err := applySysctls(s.Sysctl); err != nil {
+		return err
+	}
+	if err := rootfs.ProtectPaths(s.ReadonlyPaths, s.MaskedPaths); err != nil {
+		return err
 	}
 
 	if err := handshake(conn); err != nil {
@@ -114,7 +109,7 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		return err
 	}
 	if fifo == nil {
-		if err := hooks.Run(hooks.StartContainer, hooks.Of(s, hooks.StartContainer), hookState(cfg, specs.StateCreated)); err != nil {
+		if err := hooks.Run(hooks.StartContainer, s.StartContainerHooks, hookState(cfg, specs.StateCreated)); err != nil {
 			return err
 		}
 		return execve(exe, cfg.Process.Args, env)
@@ -130,7 +125,7 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		fmt.Fprintln(os.Stderr, "xrunc init: write exec fifo:", err)
 		os.Exit(255)
 	}
-	if err := hooks.Run(hooks.StartContainer, hooks.Of(s, hooks.StartContainer), hookState(cfg, specs.StateCreated)); err != nil {
+	if err := hooks.Run(hooks.StartContainer, s.StartContainerHooks, hookState(cfg, specs.StateCreated)); err != nil {
 		fmt.Fprintln(os.Stderr, "xrunc init:", err)
 		os.Exit(255)
 	}
@@ -146,8 +141,7 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 // runs createContainer hooks here, in the container's namespaces (their
 // paths still resolve on the host's filesystem).
 func createHooks(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
-	s := cfg.Spec
-	if len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) == 0 {
+	if !cfg.CreateHooks {
 		return nil
 	}
 	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeHooks}); err != nil {
@@ -156,23 +150,18 @@ func createHooks(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 	if _, _, err := conn.Expect(syncproto.TypeHooksDone); err != nil {
 		return err
 	}
-	return hooks.Run(hooks.CreateContainer, hooks.Of(s, hooks.CreateContainer), hookState(cfg, specs.StateCreating))
+	return hooks.Run(hooks.CreateContainer, cfg.Container.CreateContainerHooks, hookState(cfg, specs.StateCreating))
 }
 
 func hookState(cfg *syncproto.InitConfig, status specs.ContainerState) *specs.State {
 	return &specs.State{
-		Version:     cfg.Spec.Version,
+		Version:     cfg.Container.OCIVersion,
 		ID:          cfg.ID,
 		Status:      status,
 		Pid:         os.Getpid(),
 		Bundle:      cfg.Bundle,
-		Annotations: cfg.Spec.Annotations,
+		Annotations: cfg.Container.Annotations,
 	}
-}
-
-func hasNewNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
-	ns, ok := rspec.FindNamespace(s, t)
-	return ok && ns.Path == ""
 }
 
 // setupConsole creates the pty, hands the master to whoever listens on the

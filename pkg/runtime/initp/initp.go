@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -51,12 +52,21 @@ func Main() {
 }
 
 func run(conn *syncproto.Conn) error {
-	msg, _, err := conn.Expect(syncproto.TypeConfig)
+	// Our runtime is up: the parent moves us into the container's cgroups
+	// now, while no thread is being created (a migration waits for thread
+	// creation in the process to finish, and vice versa), and we decode
+	// the config meanwhile.
+	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeBooted}); err != nil {
+		return fmt.Errorf("report start-up: %w", err)
+	}
+	cfg, nsFds, err := conn.ExpectConfig()
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	cfg := msg.Config
-	if cfg == nil || cfg.Process == nil {
+	if len(nsFds) != len(cfg.JoinTypes) {
+		return fmt.Errorf("protocol error: %d namespace fds for %d namespaces", len(nsFds), len(cfg.JoinTypes))
+	}
+	if cfg.Process == nil {
 		return errors.New("protocol error: config message without a process")
 	}
 	// Clean out what our own start-up needed; the container's program gets
@@ -70,14 +80,44 @@ func run(conn *syncproto.Conn) error {
 
 	switch cfg.Mode {
 	case syncproto.ModeCreate:
-		if cfg.Spec == nil {
-			return errors.New("protocol error: create config without a spec")
+		if cfg.Container == nil {
+			return errors.New("protocol error: create config without a container")
+		}
+		if _, _, err := conn.Expect(syncproto.TypePlaced); err != nil {
+			return fmt.Errorf("wait for cgroup placement: %w", err)
+		}
+		if err := enterNamespaces(nsFds, cfg.JoinTypes, cfg.Unshare); err != nil {
+			return err
 		}
 		return newContainer(conn, cfg)
 	case syncproto.ModeExec:
 		return joinContainer(conn, cfg)
 	}
 	return fmt.Errorf("protocol error: unknown init mode %q", cfg.Mode)
+}
+
+// enterNamespaces joins and creates the namespaces the parent did not give
+// us at fork time, on this thread only. Namespaces are per thread, and
+// this (locked, main) thread does all the container's setup and the final
+// execve; a mount namespace needs the thread's own filesystem context.
+func enterNamespaces(fds []int, types []uintptr, unshare uintptr) error {
+	if unshare&unix.CLONE_NEWNS != 0 || slices.Contains(types, unix.CLONE_NEWNS) {
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return fmt.Errorf("unshare filesystem context: %w", err)
+		}
+	}
+	for i, fd := range fds {
+		if err := unix.Setns(fd, int(types[i])); err != nil {
+			return fmt.Errorf("join namespace %#x: %w", types[i], err)
+		}
+		unix.Close(fd)
+	}
+	if unshare != 0 {
+		if err := unix.Unshare(int(unshare)); err != nil {
+			return fmt.Errorf("create namespaces %#x: %w", unshare, err)
+		}
+	}
+	return nil
 }
 
 // joinMountNamespace enters a mount namespace on this (locked, main)

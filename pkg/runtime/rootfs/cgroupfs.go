@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/xstack/xstack/pkg/mountinfo"
 	"github.com/xstack/xstack/pkg/safepath"
 )
 
@@ -24,8 +22,9 @@ import (
 // symlinks for co-mounted controllers ("cpu" -> "cpu,cpuacct"), and on a
 // hybrid host the cgroup2 tree at "unified".
 func cgroupMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
-	if dir, ok := c.CgroupPaths[""]; ok && len(c.CgroupPaths) == 1 {
-		bind := specs.Mount{Destination: m.Destination, Source: dir, Type: "bind", Options: append([]string{"rbind"}, m.Options...)}
+	hs := c.Cgroups
+	if len(hs) == 1 && hs[0].Unified {
+		bind := specs.Mount{Destination: m.Destination, Source: hs[0].Dir, Type: "bind", Options: append([]string{"rbind"}, m.Options...)}
 		return bindMount(root, c, bind, parseOptions(bind.Options))
 	}
 
@@ -35,74 +34,62 @@ func cgroupMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error 
 	if err := fsMount(root, c, tmpfs, parseOptions(tmpfs.Options)); err != nil {
 		return err
 	}
-	mounts, err := mountinfo.Read()
+	// The tmpfs is ours and empty: names in it need no in-root resolution.
+	dir, err := safepath.Open(root, m.Destination, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return err
+		return fmt.Errorf("mount %s: reopen: %w", m.Destination, err)
 	}
-	bindOpts := []string{"rbind", "nosuid", "nodev", "noexec"}
+	defer dir.Close()
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 	if ro {
-		bindOpts = append(bindOpts, "ro")
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	hierarchies := v1Hierarchies(mounts, c.CgroupPaths)
-	if dir, ok := c.CgroupPaths[""]; ok {
-		// A hybrid host: the controller-less cgroup2 tree goes where
-		// systemd puts it.
-		hierarchies = append(hierarchies, hierarchy{mountPoint: "unified", dir: dir})
-	}
-	for _, hier := range hierarchies {
-		name := filepath.Base(hier.mountPoint)
-		dest := filepath.Join(m.Destination, name)
-		bind := specs.Mount{Destination: dest, Source: hier.dir, Type: "bind", Options: bindOpts}
-		if err := bindMount(root, c, bind, parseOptions(bindOpts)); err != nil {
-			return err
+	for _, h := range hs {
+		name := filepath.Base(h.MountPoint)
+		if h.Unified {
+			name = "unified"
+		}
+		if err := bindHierarchy(int(dir.Fd()), name, h.Dir, attr); err != nil {
+			return fmt.Errorf("mount %s/%s: %w", m.Destination, name, err)
 		}
 		for _, ctrl := range strings.Split(name, ",") {
 			if ctrl == name {
 				continue
 			}
-			if err := symlinkInRoot(root, filepath.Join(m.Destination, ctrl), name); err != nil {
-				return err
+			if err := unix.Symlinkat(name, int(dir.Fd()), ctrl); err != nil && err != unix.EEXIST {
+				return fmt.Errorf("symlink %s/%s: %w", m.Destination, ctrl, err)
 			}
 		}
 	}
 	if !ro {
 		return nil
 	}
-	mnt, err := safepath.Open(root, m.Destination, unix.O_PATH)
-	if err != nil {
-		return fmt.Errorf("mount %s: reopen: %w", m.Destination, err)
-	}
-	defer mnt.Close()
-	if err := unix.MountSetattr(int(mnt.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+	if err := unix.MountSetattr(int(dir.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
 		return fmt.Errorf("mount %s: make read-only: %w", m.Destination, err)
 	}
 	return nil
 }
 
-type hierarchy struct {
-	mountPoint string // host mount point, e.g. /sys/fs/cgroup/cpu,cpuacct
-	dir        string // the container's cgroup directory in it
-}
-
-// v1Hierarchies pairs each mounted v1 hierarchy with the container's
-// directory in it, in a stable order.
-func v1Hierarchies(mounts []mountinfo.Mount, paths map[string]string) []hierarchy {
-	var out []hierarchy
-	seen := map[string]bool{}
-	for _, mi := range mounts {
-		if mi.FSType != "cgroup" || seen[mi.MountPoint] {
-			continue
-		}
-		for _, dir := range paths {
-			if mountinfo.IsUnder(dir, mi.MountPoint) {
-				seen[mi.MountPoint] = true
-				out = append(out, hierarchy{mountPoint: mi.MountPoint, dir: dir})
-				break
-			}
-		}
+// bindHierarchy binds the container's directory src of one hierarchy at
+// parent/name.
+func bindHierarchy(parent int, name, src string, attr *unix.MountAttr) error {
+	if err := unix.Mkdirat(parent, name, 0o755); err != nil && err != unix.EEXIST {
+		return err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].mountPoint < out[j].mountPoint })
-	return out
+	target, err := unix.Openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	defer unix.Close(tree)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("set attributes: %w", err)
+	}
+	return unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 }
 
 // symlinkInRoot creates link -> target inside the rootfs; an existing entry

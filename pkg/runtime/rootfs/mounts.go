@@ -82,46 +82,52 @@ func mountOne(root *os.File, c *Config, m specs.Mount) error {
 // the image that points to "/etc" or "../../.." stays inside the rootfs
 // (CVE-2019-18837, CVE-2021-30465).
 func openTarget(root *os.File, rootfs, dest string, dir bool) (*os.File, error) {
-	// SecureJoin resolves dangling symlinks to where they would point
-	// inside the rootfs, so a bind mount over e.g. a dangling
-	// /etc/resolv.conf link creates its target in the rootfs. The path it
-	// returns is only used as a hint: every later step re-resolves it
-	// through the root handle.
-	joined, err := securejoin.SecureJoin(rootfs, dest)
-	if err != nil {
-		return nil, fmt.Errorf("resolve %s in rootfs: %w", dest, err)
-	}
-	rel, err := filepath.Rel(rootfs, joined)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return nil, fmt.Errorf("resolve %s in rootfs: escapes the rootfs", dest)
-	}
-	if dir {
-		h, err := safepath.MkdirAll(root, rel, 0o755)
+	h, err := makeTarget(root, safepath.Clean(dest), dir)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
 		if err != nil {
 			return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 		}
 		return h, nil
+	}
+	// A dangling symlink on the way (e.g. /etc/resolv.conf -> ../run/x):
+	// SecureJoin resolves it to where it would point inside the rootfs, so
+	// the target is created there. The path it returns is only a hint:
+	// makeTarget resolves it again through the root handle.
+	joined, jerr := securejoin.SecureJoin(rootfs, dest)
+	if jerr != nil {
+		return nil, fmt.Errorf("resolve %s in rootfs: %w", dest, jerr)
+	}
+	rel, rerr := filepath.Rel(rootfs, joined)
+	if rerr != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil, fmt.Errorf("resolve %s in rootfs: escapes the rootfs", dest)
+	}
+	if h, err = makeTarget(root, rel, dir); err != nil {
+		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
+	}
+	return h, nil
+}
+
+// makeTarget opens rel in root, creating it (and its parents) if missing.
+func makeTarget(root *os.File, rel string, dir bool) (*os.File, error) {
+	if dir {
+		return safepath.MkdirAll(root, rel, 0o755)
 	}
 	if h, err := safepath.Open(root, rel, unix.O_PATH); err == nil {
 		return h, nil
 	}
 	parent, err := safepath.MkdirAll(root, filepath.Dir(rel), 0o755)
 	if err != nil {
-		return nil, fmt.Errorf("create parent of mount point %s: %w", dest, err)
+		return nil, err
 	}
 	defer parent.Close()
 	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(rel), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
+		return nil, err
 	}
 	if err == nil {
 		unix.Close(fd)
 	}
-	h, err := safepath.Open(root, rel, unix.O_PATH)
-	if err != nil {
-		return nil, fmt.Errorf("open mount point %s: %w", dest, err)
-	}
-	return h, nil
+	return safepath.Open(root, rel, unix.O_PATH)
 }
 
 // openStrictDir opens dest, which must be a real directory reached without

@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/xstack/xstack/pkg/runtime/cgroups"
 	"github.com/xstack/xstack/pkg/safepath"
 )
 
@@ -38,10 +39,10 @@ type Config struct {
 	UserNS bool
 	// CgroupNS is true with a new cgroup namespace.
 	CgroupNS bool
-	// CgroupPaths are the container's cgroup directories on the host
-	// (controller → absolute path; "" for cgroup2), for "cgroup" mounts.
-	CgroupPaths map[string]string
-	NoPivot     bool
+	// Cgroups are the hierarchies the container is in, for "cgroup"
+	// mounts.
+	Cgroups []cgroups.Hierarchy
+	NoPivot bool
 	// Cwd is the process's working directory, created if missing.
 	Cwd string
 }
@@ -57,8 +58,12 @@ func Prepare(c *Config) error {
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("set propagation of / to %#x: %w", prop, err)
 	}
-	if err := makeParentPrivate(c.Rootfs); err != nil {
-		return err
+	// pivot_root refuses a new root whose parent mount is shared; after
+	// making everything a slave only a shared rootfsPropagation leaves one.
+	if prop&unix.MS_SHARED != 0 {
+		if err := makeParentPrivate(c.Rootfs); err != nil {
+			return err
+		}
 	}
 	if err := unix.Mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s onto itself: %w", c.Rootfs, err)

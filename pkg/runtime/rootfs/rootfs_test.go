@@ -11,8 +11,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-
-	"github.com/xstack/xstack/pkg/mountinfo"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -315,74 +313,6 @@ func TestCheckProcDestination(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("checkProcDestination(%+v) = %v, want %q", tt.m, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestV1Hierarchies(t *testing.T) {
-	mounts := []mountinfo.Mount{
-		{MountPoint: "/", FSType: "ext4"},
-		{MountPoint: "/sys/fs/cgroup", FSType: "tmpfs"},
-		{MountPoint: "/sys/fs/cgroup/systemd", FSType: "cgroup"},
-		{MountPoint: "/sys/fs/cgroup/unified", FSType: "cgroup2"},
-		{MountPoint: "/sys/fs/cgroup/pids", FSType: "cgroup"},
-		{MountPoint: "/sys/fs/cgroup/memory", FSType: "cgroup"},
-		{MountPoint: "/sys/fs/cgroup/cpu,cpuacct", FSType: "cgroup"},
-		{MountPoint: "/sys/fs/cgroup/cpu", FSType: "cgroup"},    // a prefix of "cpu,cpuacct"
-		{MountPoint: "/sys/fs/cgroup/memory", FSType: "cgroup"}, // mounted twice
-		{MountPoint: "/sys/fs/cgroup/freezer", FSType: "cgroup"},
-		{MountPoint: "/mnt/cgroup-memory-like", FSType: "tmpfs"},
-	}
-	tests := []struct {
-		name  string
-		paths map[string]string
-		want  []hierarchy
-	}{
-		{"no paths", nil, nil},
-		{
-			name: "v1 host",
-			paths: map[string]string{
-				"cpu":          "/sys/fs/cgroup/cpu,cpuacct/ctr",
-				"cpuacct":      "/sys/fs/cgroup/cpu,cpuacct/ctr",
-				"memory":       "/sys/fs/cgroup/memory/ctr",
-				"freezer":      "/sys/fs/cgroup/freezer", // the hierarchy root itself
-				"name=systemd": "/sys/fs/cgroup/systemd/system.slice/ctr",
-			},
-			want: []hierarchy{
-				{mountPoint: "/sys/fs/cgroup/cpu,cpuacct", dir: "/sys/fs/cgroup/cpu,cpuacct/ctr"},
-				{mountPoint: "/sys/fs/cgroup/freezer", dir: "/sys/fs/cgroup/freezer"},
-				{mountPoint: "/sys/fs/cgroup/memory", dir: "/sys/fs/cgroup/memory/ctr"},
-				{mountPoint: "/sys/fs/cgroup/systemd", dir: "/sys/fs/cgroup/systemd/system.slice/ctr"},
-			},
-		},
-		{
-			name: "hybrid: the cgroup2 path is not paired with a v1 mount",
-			paths: map[string]string{
-				"":     "/sys/fs/cgroup/unified/ctr",
-				"pids": "/sys/fs/cgroup/pids/ctr",
-			},
-			want: []hierarchy{{mountPoint: "/sys/fs/cgroup/pids", dir: "/sys/fs/cgroup/pids/ctr"}},
-		},
-		{
-			name:  "sibling name prefix does not match",
-			paths: map[string]string{"cpu": "/sys/fs/cgroup/cpuset/ctr"},
-			want:  nil,
-		},
-		{
-			name:  "separate cpu mount",
-			paths: map[string]string{"cpu": "/sys/fs/cgroup/cpu/ctr"},
-			want:  []hierarchy{{mountPoint: "/sys/fs/cgroup/cpu", dir: "/sys/fs/cgroup/cpu/ctr"}},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// Map order is random; run a few times to catch order dependence.
-			for i := 0; i < 20; i++ {
-				got := v1Hierarchies(mounts, tt.paths)
-				if !reflect.DeepEqual(got, tt.want) {
-					t.Fatalf("v1Hierarchies =\n %+v\nwant\n %+v", got, tt.want)
-				}
 			}
 		})
 	}

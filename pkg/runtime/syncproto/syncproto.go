@@ -13,8 +13,12 @@
 //	→ mapped            only from the helper path with a new user namespace:
 //	                    uid_map and gid_map are written; the init may become
 //	                    root in it. (Go writes them for a forked init.)
-//	→ config  {config}  the parent has placed the init in its cgroups, set
-//	                    rlimits and oom_score_adj; the init may start setup.
+//	→ config  {config}  sent as soon as the init is forked; read once its
+//	                    runtime is up.
+//	← booted            the init's Go runtime is up (its threads exist).
+//	→ placed            create only: the init is in the container's cgroups
+//	                    and may start setup. (An exec joins the cgroups
+//	                    after "ready".)
 //	← hooks             only when the spec has prestart, createRuntime or
 //	                    createContainer hooks: the mounts are done, the
 //	                    root not yet switched; the parent runs prestart and
@@ -44,12 +48,16 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/runtime/cgroups"
 )
 
 // Message types; see the package comment for the order.
 const (
 	TypePid       = "pid"
 	TypeMapped    = "mapped"
+	TypeBooted    = "booted"
+	TypePlaced    = "placed"
 	TypeConfig    = "config"
 	TypeHooks     = "hooks"
 	TypeHooksDone = "hooks-done"
@@ -71,19 +79,24 @@ const EnvSyncFd = "_XRUNC_SYNCFD"
 
 // Message is one packet.
 type Message struct {
-	Type   string      `json:"type"`
-	Pid    int         `json:"pid,omitempty"`
-	Error  string      `json:"error,omitempty"`
-	Config *InitConfig `json:"config,omitempty"`
+	Type  string `json:"type"`
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Config is an encoded InitConfig. It stays raw here so that the
+	// small messages never make encoding/json build its machinery for the
+	// whole config type graph (milliseconds in a fresh process).
+	Config json.RawMessage `json:"config,omitempty"`
 }
 
 // InitConfig is everything the init needs that it cannot compute itself.
 type InitConfig struct {
 	Mode string `json:"mode"`
 	ID   string `json:"id"`
-	// Spec is the whole container config (create) or the container's
-	// config at create time (exec, for the namespaces it has).
-	Spec *specs.Spec `json:"spec"`
+	// Container is what a new container's init applies (create only).
+	Container *Container `json:"container,omitempty"`
+	// CreateHooks tells the init to pause for prestart, createRuntime and
+	// createContainer hooks (see TypeHooks).
+	CreateHooks bool `json:"createHooks,omitempty"`
 	// Process is what to run: spec.process for create, the exec process.
 	Process *specs.Process `json:"process"`
 	// Bundle is the bundle directory, for hooks' state.
@@ -102,12 +115,38 @@ type InitConfig struct {
 	MountNSFd int `json:"mountNSFd"`
 	// PreserveFds is how many fds after stdio stay open in the container.
 	PreserveFds int `json:"preserveFds,omitempty"`
-	// CgroupPaths are the container's cgroup directories on the host
-	// (controller → path, "" for cgroup v2), for "cgroup" mounts.
-	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// Cgroups are the hierarchies the container is in, for "cgroup"
+	// mounts.
+	Cgroups []cgroups.Hierarchy `json:"cgroups,omitempty"`
+	// Unshare are namespaces the init creates itself (CLONE_NEW* flags),
+	// and JoinTypes the types of namespaces it enters, whose fds come with
+	// the config message, in the same order. Set when the init was forked
+	// before the config was read (see pkg/runtime, creation.run).
+	Unshare   uintptr   `json:"unshare,omitempty"`
+	JoinTypes []uintptr `json:"joinTypes,omitempty"`
 	// NewCgroupNS asks the init to unshare its cgroup namespace once it
 	// sits in its cgroup, so the container sees its cgroup as the root.
 	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+}
+
+// Container is the part of the spec a new container's init applies
+// itself. It is a subset so that the init decodes only the types it uses.
+type Container struct {
+	OCIVersion        string              `json:"ociVersion"`
+	Annotations       map[string]string   `json:"annotations,omitempty"`
+	ReadonlyRoot      bool                `json:"readonlyRoot,omitempty"`
+	Mounts            []specs.Mount       `json:"mounts,omitempty"`
+	Devices           []specs.LinuxDevice `json:"devices,omitempty"`
+	RootfsPropagation string              `json:"rootfsPropagation,omitempty"`
+	Hostname          string              `json:"hostname,omitempty"`
+	Domainname        string              `json:"domainname,omitempty"`
+	Sysctl            map[string]string   `json:"sysctl,omitempty"`
+	MaskedPaths       []string            `json:"maskedPaths,omitempty"`
+	ReadonlyPaths     []string            `json:"readonlyPaths,omitempty"`
+	// UserNS is set when the container has a new user namespace.
+	UserNS               bool         `json:"userNS,omitempty"`
+	CreateContainerHooks []specs.Hook `json:"createContainerHooks,omitempty"`
+	StartContainerHooks  []specs.Hook `json:"startContainerHooks,omitempty"`
 }
 
 // Conn is one end of the socketpair.
@@ -237,6 +276,31 @@ func (c *Conn) Recv() (*Message, []int, error) {
 		return nil, nil, fmt.Errorf("decode message: %w", err)
 	}
 	return &m, fds, nil
+}
+
+// SendConfig sends the config message, with fds attached.
+func (c *Conn) SendConfig(cfg *InitConfig, fds ...int) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return c.Send(&Message{Type: TypeConfig, Config: b}, fds...)
+}
+
+// ExpectConfig reads the config message and the fds attached to it.
+func (c *Conn) ExpectConfig() (*InitConfig, []int, error) {
+	m, fds, err := c.Expect(TypeConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cfg InitConfig
+	if err := json.Unmarshal(m.Config, &cfg); err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, fmt.Errorf("decode config: %w", err)
+	}
+	return &cfg, fds, nil
 }
 
 // ErrChildExited reports an EOF while a message was expected.

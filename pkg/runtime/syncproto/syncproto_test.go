@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/runtime/cgroups"
 )
 
 // pair returns both ends as *Conn; the child's *os.File is turned into a
@@ -41,13 +43,15 @@ func sampleConfig() *InitConfig {
 	return &InitConfig{
 		Mode: ModeCreate,
 		ID:   "ctr-1",
-		Spec: &specs.Spec{
-			Version:     "1.0.2",
-			Root:        &specs.Root{Path: "rootfs", Readonly: true},
-			Hostname:    "h",
-			Annotations: map[string]string{"a": "b"},
-			Linux:       &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}}},
+		Container: &Container{
+			OCIVersion:          "1.0.2",
+			ReadonlyRoot:        true,
+			Hostname:            "h",
+			Annotations:         map[string]string{"a": "b"},
+			Mounts:              []specs.Mount{{Destination: "/proc", Type: "proc", Source: "proc"}},
+			StartContainerHooks: []specs.Hook{{Path: "/bin/true"}},
 		},
+		CreateHooks:  true,
 		Process:      &specs.Process{Args: []string{"sh", "-c", "echo hi"}, Cwd: "/", Env: []string{"A=1"}, OOMScoreAdj: &oom},
 		Bundle:       "/b",
 		Rootfs:       "/b/rootfs",
@@ -56,8 +60,36 @@ func sampleConfig() *InitConfig {
 		ConsoleFd:    -1,
 		FifoFd:       4,
 		PreserveFds:  2,
-		CgroupPaths:  map[string]string{"": "/sys/fs/cgroup/x", "memory": "/sys/fs/cgroup/memory/x"},
+		Cgroups:      []cgroups.Hierarchy{{MountPoint: "/sys/fs/cgroup/memory", Dir: "/sys/fs/cgroup/memory/x"}, {MountPoint: "/sys/fs/cgroup/unified", Dir: "/sys/fs/cgroup/unified/x", Unified: true}},
 		NewCgroupNS:  true,
+	}
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestConfigRoundTrip: SendConfig/ExpectConfig carry the whole config.
+func TestConfigRoundTrip(t *testing.T) {
+	p, c := pair(t)
+	want := sampleConfig()
+	if err := p.SendConfig(want); err != nil {
+		t.Fatal(err)
+	}
+	got, fds, err := c.ExpectConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fds) != 0 {
+		t.Fatalf("got fds %v without sending any", fds)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
 
@@ -90,8 +122,9 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"pid", Message{Type: TypePid, Pid: 4242}},
 		{"mapped", Message{Type: TypeMapped}},
-		{"config", Message{Type: TypeConfig, Config: sampleConfig()}},
-		{"config exec", Message{Type: TypeConfig, Config: &InitConfig{Mode: ModeExec, ID: "c", Process: &specs.Process{Args: []string{"ls"}, Cwd: "/"}, ConsoleFd: 3, FifoFd: -1}}},
+		{"config", Message{Type: TypeConfig, Config: mustJSON(t, sampleConfig())}},
+		{"config exec", Message{Type: TypeConfig, Config: mustJSON(t, &InitConfig{Mode: ModeExec, ID: "c", Process: &specs.Process{Args: []string{"ls"}, Cwd: "/"}, ConsoleFd: 3, FifoFd: -1})}},
+		{"booted", Message{Type: TypeBooted}},
 		{"hooks", Message{Type: TypeHooks}},
 		{"hooks-done", Message{Type: TypeHooksDone}},
 		{"ready", Message{Type: TypeReady}},
@@ -203,7 +236,7 @@ func TestFdPassing(t *testing.T) {
 				files = append(files, f)
 				sent = append(sent, int(f.Fd()))
 			}
-			if err := p.Send(&Message{Type: TypeConfig, Config: &InitConfig{ConsoleFd: -1, FifoFd: -1}}, sent...); err != nil {
+			if err := p.Send(&Message{Type: TypeConfig, Config: mustJSON(t, &InitConfig{ConsoleFd: -1, FifoFd: -1})}, sent...); err != nil {
 				t.Fatal(err)
 			}
 			m, fds, err := c.Recv()
@@ -279,10 +312,10 @@ func TestFdPassingPipe(t *testing.T) {
 
 func bigConfig(size int) *InitConfig {
 	cfg := sampleConfig()
-	cfg.Spec.Annotations = map[string]string{}
+	cfg.Container.Annotations = map[string]string{}
 	val := strings.Repeat("v", 1000)
-	for i := 0; len(cfg.Spec.Annotations)*1020 < size; i++ {
-		cfg.Spec.Annotations[fmt.Sprintf("org.example.key.%06d", i)] = val
+	for i := 0; len(cfg.Container.Annotations)*1020 < size; i++ {
+		cfg.Container.Annotations[fmt.Sprintf("org.example.key.%06d", i)] = val
 	}
 	return cfg
 }
@@ -305,7 +338,8 @@ func TestLargeMessage(t *testing.T) {
 			if tt.reverse {
 				from, to = c, p
 			}
-			want := Message{Type: TypeConfig, Config: bigConfig(tt.size)}
+			cfg := bigConfig(tt.size)
+			want := Message{Type: TypeConfig, Config: mustJSON(t, cfg)}
 			// One packet into an empty queue never blocks: send first.
 			if serr := from.Send(&want); serr != nil {
 				if os.Geteuid() != 0 && (errors.Is(serr, unix.EMSGSIZE) || errors.Is(serr, unix.ENOBUFS)) {
@@ -318,8 +352,12 @@ func TestLargeMessage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Recv: %v", err)
 			}
-			if len(got.Config.Spec.Annotations) != len(want.Config.Spec.Annotations) {
-				t.Fatalf("got %d annotations, want %d", len(got.Config.Spec.Annotations), len(want.Config.Spec.Annotations))
+			var gotCfg InitConfig
+			if err := json.Unmarshal(got.Config, &gotCfg); err != nil {
+				t.Fatal(err)
+			}
+			if len(gotCfg.Container.Annotations) != len(cfg.Container.Annotations) {
+				t.Fatalf("got %d annotations, want %d", len(gotCfg.Container.Annotations), len(cfg.Container.Annotations))
 			}
 			if !reflect.DeepEqual(*got, want) {
 				t.Fatal("large message differs after the round trip")
@@ -337,7 +375,7 @@ func TestLargeMessage(t *testing.T) {
 
 func TestTooLargeMessageRefused(t *testing.T) {
 	p, c := pair(t)
-	m := Message{Type: TypeConfig, Config: bigConfig(maxMessage + 4<<10)}
+	m := Message{Type: TypeConfig, Config: mustJSON(t, bigConfig(maxMessage+4<<10))}
 	if b, err := json.Marshal(&m); err != nil || len(b) <= maxMessage {
 		t.Fatalf("test message is %d bytes (%v), want more than %d", len(b), err, maxMessage)
 	}
