@@ -40,7 +40,7 @@ const (
 )
 
 type workerRequest struct {
-	// Op is one of "init", "lifecycle", "state", "run", "close".
+	// Op is one of "init", "lifecycle", "state", "run", "rss", "close".
 	Op        string    `json:"op"`
 	Runtime   *Runtime  `json:"runtime,omitempty"`
 	Container Container `json:"container"`
@@ -50,8 +50,10 @@ type workerReply struct {
 	Lifecycle LifecycleSample `json:"lifecycle"`
 	State     time.Duration   `json:"state"`
 	Run       RunSample       `json:"run"`
-	Strays    int             `json:"strays"`
-	Err       string          `json:"err,omitempty"`
+	// CreateMaxRSS is the peak RSS (KiB) of create from an "rss" request.
+	CreateMaxRSS int64  `json:"create_maxrss_kib"`
+	Strays       int    `json:"strays"`
+	Err          string `json:"err,omitempty"`
 }
 
 // remoteRuntime is the main process's handle on a worker.
@@ -140,6 +142,13 @@ func (w *remoteRuntime) Run(c Container) (RunSample, error) {
 	return rep.Run, err
 }
 
+// CreateRSS launches crun's create under GNU time inside the worker, as
+// every crun call is made there.
+func (w *remoteRuntime) CreateRSS(c Container) (int64, error) {
+	rep, err := w.call(workerRequest{Op: "rss", Container: c})
+	return rep.CreateMaxRSS, err
+}
+
 // Close makes the worker clean up its containers and exit, and waits for it.
 func (w *remoteRuntime) Close() (int, error) {
 	rep, err := w.call(workerRequest{Op: "close"})
@@ -201,6 +210,8 @@ func workerMain() int {
 			rep.State, err = rt.StateProbe(req.Container)
 		case req.Op == "run":
 			rep.Run, err = rt.Run(req.Container)
+		case req.Op == "rss":
+			rep.CreateMaxRSS, err = rt.CreateRSS(req.Container)
 		case req.Op == "close":
 			rep.Strays, err = workerClose(rt)
 		default:

@@ -20,8 +20,12 @@
 //     its status) plus `delete --force`: a foreground run already removes
 //     the container when it exits, so a plain delete would fail with
 //     "container does not exist" in both runc and crun;
-//   - the peak memory of create: ru_maxrss from wait4's rusage of the
-//     create process;
+//   - the peak memory of create: ru_maxrss of create as reported by GNU
+//     time (/usr/bin/time -f %M, Debian package "time") in separate,
+//     untimed lifecycles (inside the worker for crun). Not the rusage of
+//     the timed create: Go starts it with vfork, and Linux charges the
+//     pre-exec mm, ours, to its ru_maxrss; GNU time forks a ~1 MiB copy
+//     (see rss.go);
 //   - the floor: `unshare --fork --pid --mount --uts --ipc --net --cgroup
 //     /bin/true`, for context.
 //

@@ -49,6 +49,8 @@ type target struct {
 	lifecycle []LifecycleSample
 	state     []time.Duration
 	run       []RunSample
+	// rss holds the peak RSS (KiB) of create from the RSS probes.
+	rss []int64
 	// err is the first failure; a failed runtime is not measured further.
 	err error
 }
@@ -137,8 +139,10 @@ type bench struct {
 	unshare    string
 	floor      []time.Duration
 	floorErr   error
-	stop       atomic.Bool
-	sigs       chan os.Signal
+	// rssFloor is what the RSS method reports for /bin/true (KiB).
+	rssFloor int64
+	stop     atomic.Bool
+	sigs     chan os.Signal
 }
 
 func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
@@ -155,6 +159,10 @@ func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
 	b.tmp = tmp
 	b.rootfs = filepath.Join(tmp, "rootfs")
 	if err := makeRootfs(b.rootfs, o.busybox); err != nil {
+		b.removeTmp()
+		return nil, err
+	}
+	if b.rssFloor, err = checkGNUTime(tmp); err != nil {
 		b.removeTmp()
 		return nil, err
 	}
@@ -299,7 +307,7 @@ func (b *bench) measure() bool {
 	}
 	fmt.Fprintf(b.stderr, "bench: %s, n=%d (+%d warm-up), temp dir %s\n", strings.Join(names, ", "), b.o.n, b.o.warmup, b.tmp)
 	start := time.Now()
-	kinds := []string{"lc", "st", "run"}
+	kinds := []string{"lc", "st", "run", "rss"}
 	for i := 0; i < b.o.warmup+b.o.n && !b.stop.Load(); i++ {
 		record := i >= b.o.warmup
 		for _, kind := range kinds {
@@ -366,6 +374,14 @@ func (b *bench) once(t *target, kind string, i int, record bool) error {
 		}
 		if record {
 			t.run = append(t.run, s)
+		}
+	case "rss":
+		kib, err := t.ex.CreateRSS(c)
+		if err != nil {
+			return err
+		}
+		if record {
+			t.rss = append(t.rss, kib)
 		}
 	}
 	return nil
@@ -442,7 +458,9 @@ func summarizeTarget(t *target) figures {
 		start = append(start, s.Start)
 		wait = append(wait, s.Wait)
 		del = append(del, s.Delete)
-		rss = append(rss, float64(s.CreateMaxRSS)/1024) // ru_maxrss is in KiB
+	}
+	for _, kib := range t.rss {
+		rss = append(rss, float64(kib)/1024)
 	}
 	for _, s := range t.run {
 		rtotal = append(rtotal, s.Total)
@@ -475,7 +493,7 @@ type metric struct {
 var sections = []string{
 	"lifecycle /bin/true, n=%d (ms)",
 	"run + delete /bin/true, n=%d (ms)",
-	"peak RSS of create (MiB)",
+	"peak RSS of create, n=%d (MiB)",
 }
 
 var metrics = []metric{
@@ -490,7 +508,7 @@ var metrics = []metric{
 	{"run_delete_p90", 1, "per container, p90", func(f *figures) Summary { return f.RunTotal }, true},
 	{"run", 1, "run (median)", func(f *figures) Summary { return f.Run }, false},
 	{"run_step_delete", 1, "delete (median)", func(f *figures) Summary { return f.RunDelete }, false},
-	{"create_maxrss", 2, "create, median ru_maxrss", func(f *figures) Summary { return f.CreateRSS }, false},
+	{"create_maxrss", 2, "create, median", func(f *figures) Summary { return f.CreateRSS }, false},
 }
 
 func (m metric) value(f *figures) float64 {
@@ -535,7 +553,15 @@ type report struct {
 	Skipped  []skipped       `json:"skipped,omitempty"`
 	Ratios   []ratioReport   `json:"ratios"`
 	Floor    *floorReport    `json:"floor,omitempty"`
+	RSS      rssReport       `json:"create_rss_method"`
 	OK       bool            `json:"ok"`
+}
+
+// rssReport says how the peak RSS of create is measured.
+type rssReport struct {
+	Method string `json:"method"`
+	// FloorMiB is what the method reports for /bin/true.
+	FloorMiB jnum `json:"floor_mib"`
 }
 
 type floorReport struct {
@@ -557,6 +583,7 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 
 func (b *bench) report() *report {
 	r := &report{N: b.o.n, Warmup: b.o.warmup, Skipped: b.skipped, OK: !b.missingRef && b.floorErr == nil && !b.stop.Load()}
+	r.RSS = rssReport{Method: rssMethod(), FloorMiB: jnum(float64(b.rssFloor) / 1024)}
 	figs := map[string]*figures{}
 	for _, t := range b.targets {
 		f := summarizeTarget(t)
@@ -645,6 +672,7 @@ func printTable(w io.Writer, r *report) {
 			buf.WriteByte('\n')
 		}
 	}
+	fmt.Fprintf(&buf, "  RSS method: %s; /bin/true reads %s MiB\n", r.RSS.Method, fmtNum(float64(r.RSS.FloorMiB), 1))
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&buf, "\nfloor: %s: median %s ms, p90 %s ms (n=%d)\n",
 			f.Command, fmtNum(f.Ms.Median, 1), fmtNum(f.Ms.P90, 1), f.Ms.N)

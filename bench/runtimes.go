@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +36,9 @@ type LifecycleSample struct {
 	// State is the time of one `state` call on the created container; it is
 	// only set by a state probe, whose Total is not used.
 	State time.Duration `json:"state"`
-	// CreateMaxRSS is ru_maxrss (KiB) of the create process, from wait4.
+	// CreateMaxRSS is the peak RSS (KiB) of the create process as GNU time
+	// reports it; it is only set by an RSS probe (see rss.go), whose times
+	// are not used.
 	CreateMaxRSS int64 `json:"create_maxrss_kib"`
 }
 
@@ -53,6 +56,9 @@ type executor interface {
 	Lifecycle(c Container) (LifecycleSample, error)
 	StateProbe(c Container) (time.Duration, error)
 	Run(c Container) (RunSample, error)
+	// CreateRSS runs an untimed lifecycle whose create is launched by GNU
+	// time and returns the peak RSS of create in KiB.
+	CreateRSS(c Container) (int64, error)
 	// Close force-deletes whatever containers are left in the runtime's
 	// root (an error: they leaked) and, for a worker, reaps its stray
 	// children and stops it. It returns the number of strays reaped.
@@ -175,10 +181,20 @@ func (r *Runtime) argv(args ...string) []string {
 
 // step runs one timed runtime command and fails unless it exits 0.
 func (r *Runtime) step(args ...string) (procResult, error) {
+	return r.stepVia(nil, args...)
+}
+
+// stepVia is step with the runtime started by the launcher command (nil for
+// none: the runtime is forked and exec'd directly, as every timed step is).
+func (r *Runtime) stepVia(launcher []string, args ...string) (procResult, error) {
 	off := fileSize(r.Log)
-	res, err := execTimed(r.argv(args...))
+	res, err := execTimed(append(slices.Clone(launcher), r.argv(args...)...))
 	if err == nil && !exitedZero(res.Status) {
-		err = fmt.Errorf("%s %s: %s%s", r.Name, strings.Join(args, " "),
+		via := ""
+		if len(launcher) > 0 {
+			via = " (launched by " + launcher[0] + ")"
+		}
+		err = fmt.Errorf("%s %s%s: %s%s", r.Name, strings.Join(args, " "), via,
 			describeStatus(res.Status), r.logSince(off))
 	}
 	return res, err
@@ -291,17 +307,36 @@ func (p *initProc) close() {
 // Lifecycle creates the container, starts it, waits until it has stopped
 // (pidfd + wait4, no runtime call) and deletes it.
 func (r *Runtime) Lifecycle(c Container) (LifecycleSample, error) {
-	return r.lifecycle(c, false)
+	return r.lifecycle(c, plainLifecycle)
 }
 
 // StateProbe creates the container, times one `state` call on it while it is
 // created, then starts, waits and deletes it like Lifecycle (untimed).
 func (r *Runtime) StateProbe(c Container) (time.Duration, error) {
-	s, err := r.lifecycle(c, true)
+	s, err := r.lifecycle(c, stateProbe)
 	return s.State, err
 }
 
-func (r *Runtime) lifecycle(c Container, probeState bool) (s LifecycleSample, err error) {
+// CreateRSS creates the container with create launched by GNU time (see
+// rss.go), then starts, waits and deletes it like Lifecycle (untimed), and
+// returns the peak RSS of create in KiB.
+func (r *Runtime) CreateRSS(c Container) (int64, error) {
+	s, err := r.lifecycle(c, rssProbe)
+	return s.CreateMaxRSS, err
+}
+
+// lifecycleMode says what a lifecycle measures besides its own steps.
+type lifecycleMode int
+
+const (
+	plainLifecycle lifecycleMode = iota
+	// stateProbe times one `state` call on the created container.
+	stateProbe
+	// rssProbe launches create through GNU time to read its peak RSS.
+	rssProbe
+)
+
+func (r *Runtime) lifecycle(c Container, mode lifecycleMode) (s LifecycleSample, err error) {
 	var ini *initProc
 	defer func() {
 		if err != nil {
@@ -311,16 +346,27 @@ func (r *Runtime) lifecycle(c Container, probeState bool) (s LifecycleSample, er
 	}()
 	_ = os.Remove(c.PidFile)
 
+	var launcher []string
+	rssFile := filepath.Join(c.Bundle, "create.maxrss")
+	if mode == rssProbe {
+		_ = os.Remove(rssFile)
+		launcher = rssLauncher(rssFile)
+	}
 	t0 := time.Now()
-	res, err := r.step("create", "--bundle", c.Bundle, "--pid-file", c.PidFile, c.ID)
+	res, err := r.stepVia(launcher, "create", "--bundle", c.Bundle, "--pid-file", c.PidFile, c.ID)
 	if err != nil {
 		return s, err
 	}
-	s.Create, s.CreateMaxRSS = res.Wall, res.Rusage.Maxrss
+	s.Create = res.Wall
 	if ini, err = openInit(c.PidFile); err != nil {
 		return s, err
 	}
-	if probeState {
+	if mode == rssProbe {
+		if s.CreateMaxRSS, err = readGNUTimeMaxRSS(rssFile); err != nil {
+			return s, fmt.Errorf("%s create: %w", r.Name, err)
+		}
+	}
+	if mode == stateProbe {
 		if res, err = r.step("state", c.ID); err != nil {
 			return s, err
 		}

@@ -7,6 +7,7 @@ packages=(
 	busybox-static      # test and quick-start rootfs
 	runc crun           # reference runtimes for differential tests and benchmarks
 	jq iproute2 procps util-linux
+	time                # GNU time: the bench measures the peak RSS of create with it
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -193,6 +194,122 @@ func TestJoinNamespacePath(t *testing.T) {
 		}
 		if h := execOK(t, rt, c3.ID, nil, "/xtest", "hostname"); h != "xtest\n" {
 			t.Errorf("joined uts ns hostname %q", h)
+		}
+	})
+}
+
+// TestJoinPodNamespaces: a second container joins the pid, ipc, uts and
+// net namespaces of a first one by /proc path, as the containers of a
+// Kubernetes pod join its sandbox; with a user namespace, the user
+// namespace too. Its processes see the first container's, it runs as root
+// of the shared user namespace, and an exec into it lands in the same set.
+func TestJoinPodNamespaces(t *testing.T) {
+	t.Parallel()
+	shared := []specs.LinuxNamespaceType{specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.NetworkNamespace}
+	for _, userns := range []bool{false, true} {
+		name := "without user namespace"
+		if userns {
+			name = "with user namespace"
+		}
+		t.Run(name, func(t *testing.T) {
+			testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+				const hostID = 410000
+				var opts []testenv.BundleOption
+				if userns {
+					opts = append(opts, testenv.WithUserNS(hostID, hostID))
+				}
+				sandbox := rt.CreateStart(t, testenv.NewBundle(t, opts...))
+				spid := sandbox.Pid(t)
+				types := shared
+				if userns {
+					types = append(append([]specs.LinuxNamespaceType(nil), shared...), specs.UserNamespace)
+				}
+				app := testenv.NewBundle(t, append(opts, testenv.WithSpec(func(s *specs.Spec) {
+					s.Hostname = ""
+					for _, typ := range types {
+						path := fmt.Sprintf("/proc/%d/ns/%s", spid, map[specs.LinuxNamespaceType]string{
+							specs.PIDNamespace: "pid", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
+							specs.NetworkNamespace: "net", specs.UserNamespace: "user"}[typ])
+						found := false
+						for i, n := range s.Linux.Namespaces {
+							if n.Type == typ {
+								s.Linux.Namespaces[i].Path = path
+								found = true
+							}
+						}
+						if !found {
+							s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: path})
+						}
+					}
+					// With a user namespace the mappings stay: they
+					// are the sandbox's (runc 1.1 insists on them).
+				}))...)
+				c := rt.CreateStart(t, app)
+				want, got := nsOf(t, spid), nsOf(t, c.Pid(t))
+				for _, n := range []string{"pid", "ipc", "uts", "net"} {
+					if got[n] != want[n] {
+						t.Errorf("%s namespace %s, want the sandbox's %s", n, got[n], want[n])
+					}
+				}
+				if userns && got["user"] != want["user"] {
+					t.Errorf("user namespace %s, want the sandbox's %s", got["user"], want["user"])
+				}
+				if got["mnt"] == want["mnt"] {
+					t.Errorf("the app shares the sandbox's mount namespace")
+				}
+				// The sandbox's init is pid 1 of the shared pid namespace.
+				ps := execOK(t, rt, c.ID, nil, "/bin/ps", "-o", "pid,args")
+				if !strings.Contains(ps, "1 /xtest sleep 3600") {
+					t.Errorf("the app does not see the sandbox's pid 1:\n%s", ps)
+				}
+				id := kv(execOK(t, rt, c.ID, nil, "/xtest", "id"))
+				if id["uid"] != "0" {
+					t.Errorf("exec runs as uid %s inside, want 0", id["uid"])
+				}
+				if userns {
+					status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid(t)))
+					if !strings.Contains(string(status), fmt.Sprintf("Uid:\t%d\t", hostID)) {
+						t.Errorf("app init is not host uid %d:\n%s", hostID, status)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestNoPidNamespace: without a pid namespace the container's init has an
+// ordinary host pid and is not pid 1; kill --all and delete still find
+// every process through the cgroup.
+func TestNoPidNamespace(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		b := testenv.NewBundle(t, testenv.WithArgs("/bin/sh", "-c", "/xtest sleep 3600 & exec /xtest sleep 3600"), testenv.WithSpec(func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.PIDNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+		}))
+		c := rt.CreateStart(t, b)
+		pid := c.Pid(t)
+		out := kv(execOK(t, rt, c.ID, nil, "/xtest", "pid"))
+		if out["pid"] == "1" {
+			t.Errorf("exec'd process is pid 1 without a pid namespace: %v", out)
+		}
+		if nsOf(t, pid)["pid"] != nsOf(t, os.Getpid())["pid"] {
+			t.Errorf("init is not in the host pid namespace")
+		}
+		var pids []int
+		if err := json.Unmarshal([]byte(rt.MustRun(t, "ps", "--format", "json", c.ID).Stdout), &pids); err != nil || len(pids) < 2 {
+			t.Fatalf("ps: %v %v", pids, err)
+		}
+		rt.MustRun(t, "delete", "--force", c.ID)
+		for _, p := range pids {
+			if !testenv.WaitProcGone(p, shortWait) {
+				t.Errorf("process %d survived delete --force", p)
+			}
 		}
 	})
 }

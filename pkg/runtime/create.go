@@ -408,8 +408,8 @@ func initContainer(s *specs.Spec) *syncproto.Container {
 		c.Sysctl = l.Sysctl
 		c.MaskedPaths = l.MaskedPaths
 		c.ReadonlyPaths = l.ReadonlyPaths
-		ns, ok := rspec.FindNamespace(s, specs.UserNamespace)
-		c.UserNS = ok && ns.Path == ""
+		// New or joined: either way device nodes cannot be created.
+		c.UserNS = rspec.HasNamespace(s, specs.UserNamespace)
 	}
 	return c
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 )
 
 // mountOptions is a spec mount's option list split into what each kernel
@@ -64,16 +66,9 @@ var flagOptions = map[string]flagOption{
 	"sync":          {false, unix.MS_SYNCHRONOUS},
 }
 
-var propagationOptions = map[string]uintptr{
-	"private":     unix.MS_PRIVATE,
-	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
-	"slave":       unix.MS_SLAVE,
-	"rslave":      unix.MS_SLAVE | unix.MS_REC,
-	"shared":      unix.MS_SHARED,
-	"rshared":     unix.MS_SHARED | unix.MS_REC,
-	"unbindable":  unix.MS_UNBINDABLE,
-	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
-}
+// propagationOptions are the spec's propagation words; one table for the
+// config check and the mounts.
+var propagationOptions = rspec.PropagationFlags
 
 // attrOption is a mount_setattr attribute; atime values live in a 3-bit
 // field rather than being independent bits.

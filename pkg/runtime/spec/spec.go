@@ -221,6 +221,11 @@ func checkNamespaces(s *specs.Spec, _ string) error {
 		if ns.Path == "" {
 			continue
 		}
+		if ns.Type == specs.MountNamespace {
+			// The rootfs is built in the container's own mount namespace;
+			// building it inside someone else's would rearrange theirs.
+			return fmt.Errorf("%s: joining an existing mount namespace is not supported", field)
+		}
 		if err := checkNamespacePath(ns.Path, flag); err != nil {
 			return fmt.Errorf("%s: %s namespace path: %w", field, ns.Type, err)
 		}
@@ -263,8 +268,6 @@ func checkIDMappings(s *specs.Spec, _ string) error {
 		return errors.New("linux.uidMappings/gidMappings: a new user namespace needs both uid and gid mappings")
 	case !hasUser && hasMaps:
 		return errors.New("linux.uidMappings/gidMappings: mappings given without a user namespace")
-	case hasUser && userNS.Path != "" && hasMaps:
-		return errors.New("linux.uidMappings/gidMappings: mappings cannot be set when joining an existing user namespace")
 	}
 	for _, m := range append(append([]specs.LinuxIDMapping(nil), s.Linux.UIDMappings...), s.Linux.GIDMappings...) {
 		if m.Size == 0 {

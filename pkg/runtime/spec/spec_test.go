@@ -141,11 +141,19 @@ func TestValidate(t *testing.T) {
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}, {HostID: 2000, ContainerID: 1, Size: 0}}
 		}, "linux.uidMappings/gidMappings: a mapping has size 0"},
 		{"joined user ns without mappings ok", addNS(specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/self/ns/user"}), ""},
-		{"joined user ns with mappings", func(s *specs.Spec, _ string) {
+		{"joined mount ns refused", func(s *specs.Spec, _ string) {
+			for i, ns := range s.Linux.Namespaces {
+				if ns.Type == specs.MountNamespace {
+					s.Linux.Namespaces[i].Path = "/proc/self/ns/mnt"
+				}
+			}
+		}, "joining an existing mount namespace is not supported"},
+		// runc 1.1 requires them; they describe the joined namespace.
+		{"joined user ns with mappings ok", func(s *specs.Spec, _ string) {
 			addNS(specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/self/ns/user"})(s, "")
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
-		}, "linux.uidMappings/gidMappings: mappings cannot be set"},
+		}, ""},
 
 		// hostname
 		{"hostname without uts", func(s *specs.Spec, _ string) { s.Hostname = "h" }, "hostname/domainname"},

@@ -143,7 +143,8 @@ type Container struct {
 	Sysctl            map[string]string   `json:"sysctl,omitempty"`
 	MaskedPaths       []string            `json:"maskedPaths,omitempty"`
 	ReadonlyPaths     []string            `json:"readonlyPaths,omitempty"`
-	// UserNS is set when the container has a new user namespace.
+	// UserNS is set when the container has a user namespace (new or
+	// joined).
 	UserNS               bool         `json:"userNS,omitempty"`
 	CreateContainerHooks []specs.Hook `json:"createContainerHooks,omitempty"`
 	StartContainerHooks  []specs.Hook `json:"startContainerHooks,omitempty"`
