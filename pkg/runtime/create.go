@@ -83,10 +83,11 @@ type creation struct {
 	opts   CreateOpts
 	t0     time.Time
 
-	spec *specs.Spec
-	st   *State
-	cg   cgroups.Manager
-	ip   *initProcess
+	spec     *specs.Spec
+	specJSON []byte // config.json as read, for the init
+	st       *State
+	cg       cgroups.Manager
+	ip       *initProcess
 	// fifo and console are handed to the init; closed by release.
 	fifo, console *os.File
 	ownConsole    bool
@@ -246,10 +247,11 @@ func (cr *creation) run() (*Container, error) {
 
 // loadSpec reads and checks the bundle's config.
 func (cr *creation) loadSpec() error {
-	s, err := rspec.Load(cr.bundle)
+	s, raw, err := rspec.LoadRaw(cr.bundle)
 	if err != nil {
 		return err
 	}
+	cr.specJSON = raw
 	if err := rspec.Validate(s, cr.bundle); err != nil {
 		return err
 	}
@@ -346,9 +348,8 @@ func (cr *creation) lateNamespaces(late *initStart) error {
 // completeConfig adds the container's description to the init's config.
 func (cr *creation) completeConfig(cfg *syncproto.InitConfig) {
 	s := cr.spec
-	cfg.Container = initContainer(s)
+	cfg.SpecJSON = cr.specJSON
 	cfg.CreateHooks = len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) > 0
-	cfg.Process = s.Process
 	cfg.Bundle = cr.bundle
 	cfg.NoPivot = cr.opts.NoPivot
 	cfg.NoNewKeyring = cr.opts.NoNewKeyring
@@ -388,30 +389,6 @@ func fdsOf(joins []nsFile) []int {
 		fds[i] = int(j.f.Fd())
 	}
 	return fds
-}
-
-// initContainer extracts what the init applies itself from the spec.
-func initContainer(s *specs.Spec) *syncproto.Container {
-	c := &syncproto.Container{
-		OCIVersion:           s.Version,
-		Annotations:          s.Annotations,
-		ReadonlyRoot:         s.Root.Readonly,
-		Mounts:               s.Mounts,
-		Hostname:             s.Hostname,
-		Domainname:           s.Domainname,
-		CreateContainerHooks: hooks.Of(s, hooks.CreateContainer),
-		StartContainerHooks:  hooks.Of(s, hooks.StartContainer),
-	}
-	if l := s.Linux; l != nil {
-		c.Devices = l.Devices
-		c.RootfsPropagation = l.RootfsPropagation
-		c.Sysctl = l.Sysctl
-		c.MaskedPaths = l.MaskedPaths
-		c.ReadonlyPaths = l.ReadonlyPaths
-		// New or joined: either way device nodes cannot be created.
-		c.UserNS = rspec.HasNamespace(s, specs.UserNamespace)
-	}
-	return c
 }
 
 // runCreateHooks runs prestart and createRuntime hooks when the init asks

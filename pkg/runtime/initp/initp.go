@@ -66,6 +66,11 @@ func run(conn *syncproto.Conn) error {
 	if len(nsFds) != len(cfg.JoinTypes) {
 		return fmt.Errorf("protocol error: %d namespace fds for %d namespaces", len(nsFds), len(cfg.JoinTypes))
 	}
+	if cfg.SpecJSON != nil {
+		if err := cfg.FromSpec(); err != nil {
+			return err
+		}
+	}
 	if cfg.Process == nil {
 		return errors.New("protocol error: config message without a process")
 	}

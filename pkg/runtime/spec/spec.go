@@ -27,27 +27,37 @@ const maxConfigSize = 16 << 20
 
 // Load reads and decodes bundle/config.json. It does not validate.
 func Load(bundle string) (*specs.Spec, error) {
+	s, _, err := LoadRaw(bundle)
+	return s, err
+}
+
+// LoadRaw is Load that also returns the file's bytes.
+func LoadRaw(bundle string) (*specs.Spec, []byte, error) {
 	path := filepath.Join(bundle, ConfigName)
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("JSON specification file %s not found", path)
+			return nil, nil, fmt.Errorf("JSON specification file %s not found", path)
 		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
+		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if st.Size() > maxConfigSize {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", path, st.Size(), maxConfigSize)
+		return nil, nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", path, st.Size(), maxConfigSize)
 	}
 	data := make([]byte, st.Size())
 	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return Parse(data)
+	spec, err := Parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, data, nil
 }
 
 // Parse decodes a config.json document.

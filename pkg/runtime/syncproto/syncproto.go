@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -93,7 +94,11 @@ type InitConfig struct {
 	Mode string `json:"mode"`
 	ID   string `json:"id"`
 	// Container is what a new container's init applies (create only).
-	Container *Container `json:"container,omitempty"`
+	// The parent sends the bundle's config.json as it read (and checked)
+	// it, in SpecJSON; the init derives Container and Process from it (see
+	// FromSpec), which spares the parent re-encoding the spec.
+	Container *Container      `json:"container,omitempty"`
+	SpecJSON  json.RawMessage `json:"specJSON,omitempty"`
 	// CreateHooks tells the init to pause for prestart, createRuntime and
 	// createContainer hooks (see TypeHooks).
 	CreateHooks bool `json:"createHooks,omitempty"`
@@ -148,6 +153,78 @@ type Container struct {
 	UserNS               bool         `json:"userNS,omitempty"`
 	CreateContainerHooks []specs.Hook `json:"createContainerHooks,omitempty"`
 	StartContainerHooks  []specs.Hook `json:"startContainerHooks,omitempty"`
+}
+
+// specView is the part of config.json a new container's init uses.
+// Decoding only these types keeps the init's encoding/json start-up small.
+type specView struct {
+	Version     string            `json:"ociVersion"`
+	Process     *specs.Process    `json:"process"`
+	Root        *specs.Root       `json:"root"`
+	Hostname    string            `json:"hostname"`
+	Domainname  string            `json:"domainname"`
+	Mounts      []specs.Mount     `json:"mounts"`
+	Hooks       *specs.Hooks      `json:"hooks"`
+	Annotations map[string]string `json:"annotations"`
+	Linux       *struct {
+		Devices           []specs.LinuxDevice    `json:"devices"`
+		Sysctl            map[string]string      `json:"sysctl"`
+		RootfsPropagation string                 `json:"rootfsPropagation"`
+		MaskedPaths       []string               `json:"maskedPaths"`
+		ReadonlyPaths     []string               `json:"readonlyPaths"`
+		Namespaces        []specs.LinuxNamespace `json:"namespaces"`
+	} `json:"linux"`
+}
+
+// FromSpec fills Container and Process from SpecJSON. Bind
+// mount sources relative to the bundle become absolute, as the parent
+// checked them.
+func (c *InitConfig) FromSpec() error {
+	var v specView
+	if err := json.Unmarshal(c.SpecJSON, &v); err != nil {
+		return fmt.Errorf("decode config.json: %w", err)
+	}
+	if v.Process == nil || v.Root == nil {
+		return errors.New("config.json without process or root")
+	}
+	ct := &Container{
+		OCIVersion:   v.Version,
+		Annotations:  v.Annotations,
+		ReadonlyRoot: v.Root.Readonly,
+		Mounts:       v.Mounts,
+		Hostname:     v.Hostname,
+		Domainname:   v.Domainname,
+	}
+	for i, m := range ct.Mounts {
+		if m.Source != "" && !filepath.IsAbs(m.Source) && isBind(m) {
+			ct.Mounts[i].Source = filepath.Join(c.Bundle, m.Source)
+		}
+	}
+	if h := v.Hooks; h != nil {
+		ct.CreateContainerHooks, ct.StartContainerHooks = h.CreateContainer, h.StartContainer
+	}
+	if l := v.Linux; l != nil {
+		ct.Devices, ct.Sysctl, ct.RootfsPropagation = l.Devices, l.Sysctl, l.RootfsPropagation
+		ct.MaskedPaths, ct.ReadonlyPaths = l.MaskedPaths, l.ReadonlyPaths
+		for _, ns := range l.Namespaces {
+			// New or joined: either way device nodes cannot be created.
+			ct.UserNS = ct.UserNS || ns.Type == specs.UserNamespace
+		}
+	}
+	c.Container, c.Process, c.SpecJSON = ct, v.Process, nil
+	return nil
+}
+
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
 }
 
 // Conn is one end of the socketpair.

@@ -554,3 +554,55 @@ func TestSendAfterPeerClosed(t *testing.T) {
 		t.Errorf("error %v does not keep the errno", err)
 	}
 }
+
+func TestFromSpec(t *testing.T) {
+	raw := []byte(`{
+		"ociVersion": "1.2.0",
+		"process": {"args": ["sh"], "cwd": "/", "user": {"uid": 1}},
+		"root": {"path": "rootfs", "readonly": true},
+		"hostname": "h", "domainname": "d",
+		"annotations": {"k": "v"},
+		"mounts": [
+			{"destination": "/data", "type": "bind", "source": "data"},
+			{"destination": "/abs", "source": "/srv", "options": ["rbind"]},
+			{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+		],
+		"hooks": {"createContainer": [{"path": "/bin/a"}], "startContainer": [{"path": "/bin/b"}]},
+		"linux": {
+			"namespaces": [{"type": "pid"}, {"type": "user", "path": "/proc/1/ns/user"}],
+			"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"],
+			"sysctl": {"net.ipv4.ip_forward": "1"}, "rootfsPropagation": "rslave",
+			"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+			"resources": {"memory": {"limit": 100}}
+		}
+	}`)
+	cfg := &InitConfig{Bundle: "/b", SpecJSON: raw}
+	if err := cfg.FromSpec(); err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Container
+	switch {
+	case cfg.SpecJSON != nil:
+		t.Error("SpecJSON kept after decoding")
+	case cfg.Process == nil || cfg.Process.Args[0] != "sh" || cfg.Process.User.UID != 1:
+		t.Errorf("process %+v", cfg.Process)
+	case c.OCIVersion != "1.2.0" || !c.ReadonlyRoot || c.Hostname != "h" || c.Domainname != "d" || c.Annotations["k"] != "v":
+		t.Errorf("container %+v", c)
+	case c.Mounts[0].Source != "/b/data" || c.Mounts[1].Source != "/srv" || c.Mounts[2].Source != "tmpfs":
+		t.Errorf("mount sources %q %q %q: relative bind sources must be bundle-relative, others untouched",
+			c.Mounts[0].Source, c.Mounts[1].Source, c.Mounts[2].Source)
+	case len(c.CreateContainerHooks) != 1 || len(c.StartContainerHooks) != 1:
+		t.Errorf("hooks %+v %+v", c.CreateContainerHooks, c.StartContainerHooks)
+	case !c.UserNS:
+		t.Error("a joined user namespace must count as a user namespace")
+	case c.MaskedPaths[0] != "/proc/kcore" || c.ReadonlyPaths[0] != "/proc/sys" || c.Sysctl["net.ipv4.ip_forward"] != "1" || c.RootfsPropagation != "rslave":
+		t.Errorf("linux parts %+v", c)
+	case len(c.Devices) != 1 || c.Devices[0].Major != 10:
+		t.Errorf("devices %+v", c.Devices)
+	}
+	for _, bad := range []string{`{`, `{"process": {"args": ["sh"]}}`, `{"root": {"path": "r"}}`} {
+		if err := (&InitConfig{SpecJSON: []byte(bad)}).FromSpec(); err == nil {
+			t.Errorf("FromSpec(%s) succeeded", bad)
+		}
+	}
+}
