@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -79,9 +80,9 @@ func (c *Container) Start() error {
 // container (through its cgroup, frozen meanwhile so nothing forks away).
 func (c *Container) Signal(sig unix.Signal, all bool) error {
 	if all {
-		if c.Status() == Stopped {
-			return nil
-		}
+		// Even with the init gone: in a container without its own pid
+		// namespace other processes outlive it, and --all is how a
+		// caller (the shim) cleans them up. Nothing left is not an error.
 		return c.signalAll(sig)
 	}
 	pidfd, err := c.state.openInit()
@@ -100,19 +101,20 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 
 func (c *Container) signalAll(sig unix.Signal) error {
 	cg := c.cgroup()
-	frozen := false
-	if sig != unix.SIGKILL {
-		// SIGKILL needs no freeze: the processes cannot fork once dead,
-		// and a frozen task still receives it.
-		frozen = cg.Freeze() == nil
+	if sig == unix.SIGKILL {
+		// cgroup.kill where the kernel has it; otherwise the cgroup
+		// package freezes, kills each process and thaws.
+		return cg.Kill()
 	}
+	// Frozen meanwhile, so nothing forks away from the signal.
+	frozen := cg.Freeze() == nil
 	pids, err := cg.Pids()
-	if err == nil {
-		for _, pid := range pids {
-			if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-				err = fmt.Errorf("signal pid %d: %w", pid, err)
-				break
-			}
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil // the cgroup is gone with every process in it
+	}
+	for _, pid := range pids {
+		if kerr := unix.Kill(pid, sig); kerr != nil && !errors.Is(kerr, unix.ESRCH) && err == nil {
+			err = fmt.Errorf("signal pid %d: %w", pid, kerr)
 		}
 	}
 	if frozen {
