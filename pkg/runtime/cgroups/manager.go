@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -81,6 +82,50 @@ func New(cgroupsPath, id string) (Manager, error) {
 		procCgroupPath: "/proc/self/cgroup",
 		checkFS:        true,
 	}.newManager(cgroupsPath, id)
+}
+
+// ForPid returns a manager of the cgroups process pid is in, as
+// /proc/PID/cgroup lists them: for a process started by someone else, such
+// as a container init a shim watches.
+func ForPid(pid int) (Manager, error) {
+	return hostLayout{
+		mode:           DetectMode(),
+		unifiedRoot:    defaultCgroupRoot,
+		mountinfoPath:  "/proc/self/mountinfo",
+		procCgroupPath: "/proc/" + strconv.Itoa(pid) + "/cgroup",
+		checkFS:        true,
+	}.ownManager()
+}
+
+// ownManager is the manager of the cgroups in procCgroupPath themselves.
+func (h hostLayout) ownManager() (Manager, error) {
+	own, err := h.ownCgroups()
+	if err != nil {
+		return nil, err
+	}
+	if h.mode == Unified {
+		mnt := cgroupMount{mountpoint: h.unifiedRoot, root: "/", unified: true}
+		dir, err := hierarchyDir(mnt, own[unifiedKey], "", true)
+		if err != nil {
+			return nil, err
+		}
+		return &v2Manager{dir: dir, checkFS: h.checkFS}, nil
+	}
+	mountinfo, err := readPath(h.mountinfoPath)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := parseMountinfo(mountinfo)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", h.mountinfoPath, err)
+	}
+	paths, hs, err := resolveV1Paths(mounts, own, "", true, h.mode == Hybrid)
+	if err != nil {
+		return nil, err
+	}
+	m := newV1Manager(paths, h.checkFS)
+	m.hierarchies = hs
+	return m, nil
 }
 
 // Load rebuilds the manager of a container from the map Paths returned

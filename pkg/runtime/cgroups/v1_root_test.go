@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,5 +342,45 @@ func TestHierarchies(t *testing.T) {
 	}
 	if got := Load(m.Paths()).Hierarchies(); got != nil {
 		t.Errorf("Load(...).Hierarchies() = %v, want nil", got)
+	}
+}
+
+// TestForPid: the manager of a running process's cgroups has the same
+// directories as the one that placed it there.
+func TestForPid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	m, err := New("/xstack-forpid-test/c1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(-1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = m.Destroy()
+		for _, h := range m.Hierarchies() {
+			_ = os.Remove(filepath.Dir(h.Dir))
+		}
+	})
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := m.Enter(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ForPid(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got.Paths(), m.Paths()) {
+		t.Fatalf("ForPid paths %v\nwant %v", got.Paths(), m.Paths())
+	}
+	pids, err := got.Pids()
+	if err != nil || !slices.Contains(pids, cmd.Process.Pid) {
+		t.Fatalf("Pids = %v, %v; want the sleep %d", pids, err, cmd.Process.Pid)
 	}
 }
