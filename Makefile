@@ -18,14 +18,18 @@ NSENTER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 TESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 20m
 
-.PHONY: all build xrunc nsenter test unit integration bench lint protos install clean
+.PHONY: all build xrunc xshim nsenter test unit integration bench lint protos install clean
 
 all: build
 
-build: xrunc
+build: xrunc xshim
 
 xrunc:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xrunc ./cmd/xrunc
+
+# xshim finds xrunc beside itself: install them in the same directory.
+xshim:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xshim ./cmd/xshim
 
 # nsenter regenerates the embedded user-namespace helper from helper.c.
 nsenter:
@@ -59,6 +63,7 @@ protos:
 
 install: build
 	install -D -m 0755 $(BINDIR)/xrunc $(DESTDIR)$(PREFIX)/bin/xrunc
+	install -D -m 0755 $(BINDIR)/xshim $(DESTDIR)$(PREFIX)/bin/xshim
 
 clean:
 	rm -rf $(BINDIR)

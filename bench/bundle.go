@@ -31,7 +31,7 @@ func makeRootfs(dir, busybox string) error {
 	if err := copyFile(busybox, filepath.Join(dir, "bin", "busybox"), 0o755); err != nil {
 		return fmt.Errorf("copy busybox: %w", err)
 	}
-	for _, applet := range []string{"true", "sh"} {
+	for _, applet := range []string{"true", "sh", "sleep"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
 			return err
 		}

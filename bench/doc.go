@@ -1,10 +1,15 @@
 // Command bench is the benchmark behind `make bench`: it compares xrunc,
-// xstack's OCI runtime, with runc 1.1.5 and crun 1.8.1 side by side in one
-// run and prints the ratios that reference.md sets targets for.
+// xstack's OCI runtime, with runc 1.1.5 and crun 1.8.1, and xshim, xstack's
+// shim, with containerd-shim-runc-v2 1.6, side by side in one run and
+// prints the ratios that reference.md sets targets for.
 //
 // Usage (as root):
 //
-//	XSTACK_BINDIR=/work/main/bin go run ./bench [-runtimes=xrunc,runc,crun] [-n 20] [-json]
+//	XSTACK_BINDIR=/work/main/bin go run ./bench [-runtimes=xrunc,runc,crun|none] [-n 20] [-json]
+//		[-shims=true] [-shim-containers 20] [-shim-runtimes runc,xrunc] [-shim-settle 2s]
+//
+// -runtimes none runs only the shim benchmark, -shims=false only the
+// runtime benchmarks.
 //
 // For every runtime it measures, with a /bin/true container on a static
 // busybox rootfs:
@@ -42,7 +47,45 @@
 // worker process in a private mount namespace without the cgroup2 mount
 // (see crunworker.go). Only processes the bench started are ever signalled.
 //
-// The exit status is non-zero if any step of any runtime failed, if a
-// container exited non-zero, or if a reference runtime is missing; a missing
-// xrunc is reported and the others are benchmarked.
+// The shim benchmark (shims.go) measures the memory a shim costs per
+// running container. It runs -shim-containers sleeping containers
+// (/bin/sleep on the same busybox rootfs, the same spec, cgroupsPath under
+// the same parent) under each configuration: containerd-shim-runc-v2
+// driving runc (the reference, "runc-v2"), and xshim driving each runtime
+// of -shim-runtimes ("xshim+runc", the fair comparison, and "xshim+xrunc",
+// the product's default). The bench plays containerd 1.6 exactly
+// (shim-protocol.md §1.2, §4.4): a 0700 bundle <tmp>/shims/<ns>/<id> with
+// config.json and the log FIFO, which it keeps draining; `<shim> -namespace
+// NS -address A -publish-binary /bin/true -id ID start` in the bundle, in
+// its own process group, with GOMAXPROCS=2 and TTRPC_ADDRESS set and a
+// protobuf Any of containerd.runc.v1.Options{binary_name, root} on stdin;
+// then over ttrpc, with the namespace metadata on every call, Create (no
+// stdio: /dev/null; the same options), Start and Connect (for the shim's
+// pid). Events go to a Forward server of the bench on $TTRPC_ADDRESS, so
+// the shims publish as they would to containerd; each container must cause
+// one create, start, exit and delete event. The configurations take turns
+// starting their containers, as the runtimes do above; each runs its own
+// copy of its shim binary, so its N shims share their text pages with each
+// other only, whatever else runs on the machine.
+//
+// After the last container started and -shim-settle passed (nothing is
+// triggered in the shims meanwhile), each shim process is read once:
+// PSS = Pss and USS (private) = Private_Clean + Private_Dirty from
+// /proc/PID/smaps_rollup, RSS = Rss, threads from /proc/PID/status; the
+// container's init must still be the shim's child. The report has the
+// median and max per configuration, the ratios xshim/reference, and
+// whether each xshim configuration meets reference.md's targets (PSS ≤
+// 1.5 MiB, private ≤ 1.25 MiB, PSS ≤ half the reference's). Teardown is
+// containerd's: Kill SIGKILL, Wait (137), Delete, Shutdown, close, `shim
+// ... -bundle B delete` (must exit 0 and print a DeleteResponse), after
+// which the shim must exit and its socket (/run/containerd/s/…,
+// /run/xstack/s/…) must be gone; the runtime roots must be empty. Any of
+// these failing is reported and fails the run, and everything is still
+// cleaned up. Shims are reparented to the bench (the subreaper), which
+// reaps them; a shim still running after Shutdown is killed by its pidfd.
+//
+// The exit status is non-zero if any step of any runtime or shim failed, if
+// a container exited non-zero, or if a reference runtime or shim is
+// missing; a missing xrunc or xshim is reported and the others are
+// benchmarked.
 package main

@@ -35,6 +35,12 @@ type options struct {
 	busybox     string
 	waitTimeout time.Duration
 	keep        bool
+	// The shim memory benchmark (shims.go).
+	shims          bool
+	shimContainers int
+	shimRuntimes   string
+	shimSettle     time.Duration
+	xshim, refShim string
 }
 
 // target is one runtime under test and its samples.
@@ -63,13 +69,14 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	bindir := os.Getenv("XSTACK_BINDIR")
-	defXrunc := ""
+	defXrunc, defXshim := "", ""
 	if bindir != "" {
 		defXrunc = filepath.Join(bindir, "xrunc")
+		defXshim = filepath.Join(bindir, "xshim")
 	}
 	fs.IntVar(&o.n, "n", 20, "measured containers per runtime and per measurement")
 	fs.IntVar(&o.warmup, "warmup", 1, "unrecorded warm-up iterations")
-	fs.StringVar(&o.runtimes, "runtimes", "xrunc,runc,crun", "runtimes to compare, comma-separated (xrunc, runc, crun)")
+	fs.StringVar(&o.runtimes, "runtimes", "xrunc,runc,crun", "runtimes to compare, comma-separated (xrunc, runc, crun), or none")
 	fs.BoolVar(&o.json, "json", false, "print the figures as JSON instead of a table")
 	fs.StringVar(&o.xrunc, "xrunc", defXrunc, "xrunc binary (default $XSTACK_BINDIR/xrunc)")
 	fs.StringVar(&o.runc, "runc", "/usr/sbin/runc", "runc binary")
@@ -77,11 +84,17 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "static busybox for the rootfs")
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 30*time.Second, "how long to wait for a container to stop")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (bundles, roots, runtime logs)")
+	fs.BoolVar(&o.shims, "shims", true, "run the shim memory benchmark (xshim vs containerd-shim-runc-v2)")
+	fs.IntVar(&o.shimContainers, "shim-containers", 20, "sleeping containers per shim configuration")
+	fs.StringVar(&o.shimRuntimes, "shim-runtimes", "runc,xrunc", "runtimes xshim drives, comma-separated (runc, xrunc); the reference shim drives runc")
+	fs.DurationVar(&o.shimSettle, "shim-settle", 2*time.Second, "pause between the last container start and the shim measurement")
+	fs.StringVar(&o.xshim, "xshim", defXshim, "xshim binary (default $XSTACK_BINDIR/xshim)")
+	fs.StringVar(&o.refShim, "runc-shim", "/usr/bin/containerd-shim-runc-v2", "the reference shim binary")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.n < 1 || o.warmup < 0 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "bench: -n must be ≥ 1, -warmup ≥ 0, and no arguments")
+	if o.n < 1 || o.warmup < 0 || o.shimContainers < 1 || o.shimSettle < 0 || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "bench: -n and -shim-containers must be ≥ 1, -warmup and -shim-settle ≥ 0, and no arguments")
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -141,8 +154,10 @@ type bench struct {
 	floorErr   error
 	// rssFloor is what the RSS method reports for /bin/true (KiB).
 	rssFloor int64
-	stop     atomic.Bool
-	sigs     chan os.Signal
+	// shims is the shim memory benchmark, nil without -shims.
+	shims *shimBench
+	stop  atomic.Bool
+	sigs  chan os.Signal
 }
 
 func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
@@ -151,6 +166,9 @@ func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
 	names, err := parseRuntimes(o.runtimes)
 	if err != nil {
 		return nil, err
+	}
+	if len(names) == 0 && !o.shims {
+		return nil, errors.New("nothing to benchmark: -runtimes none and -shims=false")
 	}
 	tmp, err := os.MkdirTemp("", "xstack-bench-")
 	if err != nil {
@@ -195,9 +213,15 @@ func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
 		}
 		b.targets = append(b.targets, t)
 	}
-	if len(b.targets) == 0 {
+	if len(names) > 0 && len(b.targets) == 0 {
 		b.removeTmp()
 		return nil, errors.New("no runtime to benchmark")
+	}
+	if o.shims {
+		if b.shims, err = newShimBench(o, tmp); err != nil {
+			b.removeTmp()
+			return nil, fmt.Errorf("shims: %w", err)
+		}
 	}
 	// Workers are started last so an early error above leaves nothing to
 	// clean up but the temp dir.
@@ -220,6 +244,9 @@ func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
 func parseRuntimes(s string) ([]string, error) {
 	var names []string
 	seen := map[string]bool{}
+	if strings.TrimSpace(s) == "none" {
+		return nil, nil
+	}
 	for _, n := range strings.Split(s, ",") {
 		n = strings.TrimSpace(n)
 		switch {
@@ -234,7 +261,7 @@ func parseRuntimes(s string) ([]string, error) {
 		names = append(names, n)
 	}
 	if len(names) == 0 {
-		return nil, errors.New("-runtimes is empty")
+		return nil, errors.New("-runtimes is empty (none skips the runtime benchmarks)")
 	}
 	return names, nil
 }
@@ -305,10 +332,14 @@ func (b *bench) measure() bool {
 	for _, s := range b.skipped {
 		fmt.Fprintf(b.stderr, "bench: %s: %s: benchmarking %s only\n", s.Name, s.Reason, strings.Join(names, ", "))
 	}
-	fmt.Fprintf(b.stderr, "bench: %s, n=%d (+%d warm-up), temp dir %s\n", strings.Join(names, ", "), b.o.n, b.o.warmup, b.tmp)
+	if len(b.targets) > 0 {
+		fmt.Fprintf(b.stderr, "bench: %s, n=%d (+%d warm-up), temp dir %s\n", strings.Join(names, ", "), b.o.n, b.o.warmup, b.tmp)
+	} else {
+		fmt.Fprintf(b.stderr, "bench: no runtime benchmarks, temp dir %s\n", b.tmp)
+	}
 	start := time.Now()
 	kinds := []string{"lc", "st", "run", "rss"}
-	for i := 0; i < b.o.warmup+b.o.n && !b.stop.Load(); i++ {
+	for i := 0; i < b.o.warmup+b.o.n && len(b.targets) > 0 && !b.stop.Load(); i++ {
 		record := i >= b.o.warmup
 		for _, kind := range kinds {
 			for _, t := range rotate(b.targets, i) {
@@ -325,9 +356,19 @@ func (b *bench) measure() bool {
 			b.measureFloor(record)
 		}
 	}
-	fmt.Fprintf(b.stderr, "bench: measured in %.1fs\n", time.Since(start).Seconds())
+	if len(b.targets) > 0 {
+		fmt.Fprintf(b.stderr, "bench: measured in %.1fs\n", time.Since(start).Seconds())
+	}
 
 	failed := b.missingRef || b.floorErr != nil
+	if b.shims != nil {
+		for _, s := range b.shims.skipped {
+			fmt.Fprintf(b.stderr, "bench: shims: %s: %s: not benchmarked\n", s.Name, s.Reason)
+		}
+		if !b.stop.Load() && b.shims.run(b) {
+			failed = true
+		}
+	}
 	if b.stop.Load() {
 		fmt.Fprintln(b.stderr, "bench: interrupted")
 		failed = true
@@ -554,6 +595,7 @@ type report struct {
 	Ratios   []ratioReport   `json:"ratios"`
 	Floor    *floorReport    `json:"floor,omitempty"`
 	RSS      rssReport       `json:"create_rss_method"`
+	Shims    *shimReport     `json:"shims,omitempty"`
 	OK       bool            `json:"ok"`
 }
 
@@ -614,7 +656,13 @@ func (b *bench) report() *report {
 		}
 		r.Ratios = append(r.Ratios, rr)
 	}
-	if b.unshare != "" || b.floorErr != nil {
+	if b.shims != nil {
+		r.Shims = b.shims.report()
+		if !r.Shims.OK {
+			r.OK = false
+		}
+	}
+	if len(b.targets) > 0 && (b.unshare != "" || b.floorErr != nil) {
 		fr := &floorReport{Command: "unshare " + strings.Join(floorArgs, " "), Ms: Summarize(Millis(b.floor))}
 		if b.floorErr != nil {
 			fr.Error = b.floorErr.Error()
@@ -646,6 +694,9 @@ func printTable(w io.Writer, r *report) {
 	}
 	const labelW, colW = 44, 11
 	for si, sec := range sections {
+		if len(r.Runtimes) == 0 {
+			break
+		}
 		title := sec
 		if strings.Contains(sec, "%d") {
 			title = fmt.Sprintf(sec, r.N)
@@ -672,7 +723,9 @@ func printTable(w io.Writer, r *report) {
 			buf.WriteByte('\n')
 		}
 	}
-	fmt.Fprintf(&buf, "  RSS method: %s; /bin/true reads %s MiB\n", r.RSS.Method, fmtNum(float64(r.RSS.FloorMiB), 1))
+	if len(r.Runtimes) > 0 {
+		fmt.Fprintf(&buf, "  RSS method: %s; /bin/true reads %s MiB\n", r.RSS.Method, fmtNum(float64(r.RSS.FloorMiB), 1))
+	}
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&buf, "\nfloor: %s: median %s ms, p90 %s ms (n=%d)\n",
 			f.Command, fmtNum(f.Ms.Median, 1), fmtNum(f.Ms.P90, 1), f.Ms.N)
@@ -684,6 +737,9 @@ func printTable(w io.Writer, r *report) {
 		if rt.Error != "" {
 			fmt.Fprintf(&buf, "%s FAILED: %s\n", rt.Name, rt.Error)
 		}
+	}
+	if r.Shims != nil {
+		printShimTable(&buf, r.Shims)
 	}
 	if !r.OK {
 		buf.WriteString("RESULT: FAILED (figures above are incomplete or measured failures)\n")

@@ -254,23 +254,12 @@ func openInit(pidFile string) (*initProc, error) {
 // returns its status.
 func (p *initProc) wait(timeout time.Duration) (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
-	deadline := time.Now().Add(timeout)
-	for {
-		left := max(time.Until(deadline), 0)
-		fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int((left+time.Millisecond-1)/time.Millisecond))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return ws, fmt.Errorf("poll pidfd of %d: %w", p.pid, err)
-		}
-		if n > 0 {
-			break
-		}
-		if time.Until(deadline) <= 0 {
-			return ws, fmt.Errorf("process %d still running after %v", p.pid, timeout)
-		}
+	exited, err := pollPidfd(p.pidfd, timeout)
+	if err != nil {
+		return ws, fmt.Errorf("poll pidfd of %d: %w", p.pid, err)
+	}
+	if !exited {
+		return ws, fmt.Errorf("process %d still running after %v", p.pid, timeout)
 	}
 	for {
 		_, err := unix.Wait4(p.pid, &ws, unix.WALL, nil)
@@ -282,6 +271,29 @@ func (p *initProc) wait(timeout time.Duration) (unix.WaitStatus, error) {
 		}
 		p.reaped = true
 		return ws, nil
+	}
+}
+
+// pollPidfd waits up to timeout for the process of a pidfd to exit and
+// reports whether it did.
+func pollPidfd(pidfd int, timeout time.Duration) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := max(time.Until(deadline), 0)
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int((left+time.Millisecond-1)/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if n > 0 {
+			return true, nil
+		}
+		if time.Until(deadline) <= 0 {
+			return false, nil
+		}
 	}
 }
 

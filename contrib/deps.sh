@@ -6,6 +6,7 @@ packages=(
 	build-essential     # gcc and the static libc for the C constructor of xrunc
 	busybox-static      # test and quick-start rootfs
 	runc crun           # reference runtimes for differential tests and benchmarks
+	containerd          # reference shim (containerd-shim-runc-v2) and daemon for interop tests
 	jq iproute2 procps util-linux
 	time                # GNU time: the bench measures the peak RSS of create with it
 )

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -113,6 +114,55 @@ func TestPidsLimit(t *testing.T) {
 			if !tc.spawned && !strings.Contains(r.Stderr, "can't fork") {
 				t.Errorf("pids.max %d: no fork failure: %s", tc.limit, r)
 			}
+		}
+	})
+}
+
+// TestUpdate: update changes a running container's limits, from
+// --resources (stdin or a file, as containerd's shim and podman pass it)
+// and from the per-resource flags; a stopped container is refused.
+func TestUpdate(t *testing.T) {
+	t.Parallel()
+	requireCgroupV1(t)
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		b := testenv.NewBundle(t)
+		c := rt.CreateStart(t, b)
+		check := func(what, ctrl, file, want string) {
+			t.Helper()
+			if got, err := testenv.ReadCgroupFile(ctrl, b.CgroupsPath, file); err != nil || got != want {
+				t.Errorf("after %s: %s/%s = %q (%v), want %q", what, ctrl, file, got, err, want)
+			}
+		}
+		r := rt.Exec(t, testenv.Opts{Stdin: strings.NewReader(`{"pids":{"limit":42},"memory":{"limit":134217728}}`)}, "update", "--resources", "-", c.ID)
+		if r.Code != 0 {
+			t.Fatalf("update --resources -: %s", r)
+		}
+		check("--resources -", "pids", "pids.max", "42")
+		check("--resources -", "memory", "memory.limit_in_bytes", "134217728")
+
+		file := filepath.Join(t.TempDir(), "res.json")
+		if err := os.WriteFile(file, []byte(`{"cpu":{"shares":256}}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rt.MustRun(t, "update", "--resources="+file, c.ID)
+		check("--resources=FILE", "cpu", "cpu.shares", "256")
+		check("--resources=FILE (untouched)", "pids", "pids.max", "42")
+
+		rt.MustRun(t, "update", "--pids-limit", "7", "--memory", "64m", "--cpu-quota", "20000", c.ID)
+		check("flags", "pids", "pids.max", "7")
+		check("flags", "memory", "memory.limit_in_bytes", "67108864")
+		check("flags", "cpu", "cpu.cfs_quota_us", "20000")
+
+		if r := rt.Exec(t, testenv.Opts{Stdin: strings.NewReader(`{"pids":`)}, "update", "-r", "-", c.ID); r.Code == 0 {
+			t.Errorf("update with broken JSON succeeded: %s", r)
+		}
+		rt.Kill(t, c.ID, "KILL")
+		rt.WaitStatus(t, c.ID, "stopped", 10*time.Second)
+		if r := rt.Run(t, "update", "--pids-limit", "9", c.ID); r.Code == 0 {
+			t.Errorf("update of a stopped container succeeded: %s", r)
+		}
+		if r := rt.Run(t, "update", "--pids-limit", "9", "no-such-container"); r.Code == 0 || !strings.Contains(rt.ErrorText(t, r), "does not exist") {
+			t.Errorf("update of a missing container: %s", r)
 		}
 	})
 }

@@ -496,3 +496,31 @@ func TestStateAnnotations(t *testing.T) {
 		}
 	})
 }
+
+// TestPausedStates: a created container can be paused (and then reads
+// paused, and cannot start until resumed); SIGKILL to a paused container
+// stops it, as runc thaws it for the kill.
+func TestPausedStates(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		b := testenv.NewBundle(t)
+		c := rt.Create(t, b)
+		rt.MustRun(t, "pause", c.ID)
+		if st := rt.MustState(t, c.ID); st.Status != "paused" {
+			t.Errorf("paused created container reads %q, want paused", st.Status)
+		}
+		if r := rt.Start(t, c.ID); r.Code == 0 {
+			t.Errorf("start of a paused container succeeded: %s", r)
+		}
+		rt.MustRun(t, "resume", c.ID)
+		if st := rt.MustState(t, c.ID); st.Status != "created" {
+			t.Errorf("resumed created container reads %q, want created", st.Status)
+		}
+		rt.MustRun(t, "start", c.ID)
+		rt.WaitStatus(t, c.ID, "running", 10*time.Second)
+		rt.MustRun(t, "pause", c.ID)
+		rt.MustRun(t, "kill", c.ID, "KILL")
+		rt.WaitStatus(t, c.ID, "stopped", 10*time.Second)
+		rt.MustRun(t, "delete", c.ID)
+	})
+}

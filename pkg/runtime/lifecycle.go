@@ -27,8 +27,10 @@ func (c *Container) Start() error {
 	switch c.Status() {
 	case Stopped:
 		return errStartStopped
-	case Running, Paused:
+	case Running:
 		return errStartRunning
+	case Paused:
+		return errors.New("cannot start a container in the paused state")
 	}
 	pidfd, err := c.state.openInit()
 	if err != nil {
@@ -95,6 +97,15 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 			return errNotRunning
 		}
 		return fmt.Errorf("signal init: %w", err)
+	}
+	if sig == unix.SIGKILL {
+		// A frozen process only dies once thawed (cgroup v1): a
+		// paused container that is killed must stop, as with runc.
+		if frozen, err := c.cgroup().Frozen(); err == nil && frozen {
+			if err := c.cgroup().Thaw(); err != nil {
+				return fmt.Errorf("thaw the killed container: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -273,4 +284,20 @@ func exitCode(ps *os.ProcessState) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// Update changes the resource limits of a live container; fields left
+// nil keep their values.
+func (c *Container) Update(r *specs.LinuxResources) error {
+	if err := c.Lock(); err != nil {
+		return err
+	}
+	defer c.Unlock()
+	if c.Status() == Stopped {
+		return errors.New("cannot update a stopped container")
+	}
+	if err := c.cgroup().Set(r); err != nil {
+		return fmt.Errorf("update resources: %w", err)
+	}
+	return nil
 }

@@ -125,11 +125,13 @@ func (c *Container) Status() Status {
 	if !c.state.initAlive() {
 		return Stopped
 	}
-	if _, err := os.Lstat(filepath.Join(c.dir, fifoFile)); err == nil {
-		return Created
-	}
+	// Paused before created: runc reports a frozen created container as
+	// paused.
 	if frozen, err := c.cgroup().Frozen(); err == nil && frozen {
 		return Paused
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, fifoFile)); err == nil {
+		return Created
 	}
 	return Running
 }

@@ -162,21 +162,35 @@ var ErrNotStarted = errors.New("command did not start")
 // cmd's stdio must be *os.File or nil (os/exec must not need Wait to copy
 // data), and cmd is never waited for through os/exec.
 func (r *Reaper) Run(cmd *exec.Cmd) (int, error) {
+	wait, err := r.Start(cmd)
+	if err != nil {
+		return -1, err
+	}
+	return wait()
+}
+
+// Start starts cmd and returns a function that waits for its exit status.
+// The wait function must be called (until then every exit is queued for
+// it).
+func (r *Reaper) Start(cmd *exec.Cmd) (wait func() (int, error), err error) {
 	sub := r.Subscribe()
-	defer sub.Close()
 	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("%w: %v", ErrNotStarted, err)
+		sub.Close()
+		return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
 	}
 	pid := cmd.Process.Pid
-	// The reaper collects the process; only the handle is released here.
-	defer cmd.Process.Release()
-	for {
-		e, err := sub.Next(context.Background())
-		if err != nil {
-			return -1, err
+	return func() (int, error) {
+		defer sub.Close()
+		// The reaper collects the process; only the handle is released.
+		defer cmd.Process.Release()
+		for {
+			e, err := sub.Next(context.Background())
+			if err != nil {
+				return -1, err
+			}
+			if e.Pid == pid {
+				return e.Status, nil
+			}
 		}
-		if e.Pid == pid {
-			return e.Status, nil
-		}
-	}
+	}, nil
 }

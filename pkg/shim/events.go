@@ -1,0 +1,185 @@
+package shim
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Event topics, as containerd names them.
+const (
+	TopicCreate      = "/tasks/create"
+	TopicStart       = "/tasks/start"
+	TopicExit        = "/tasks/exit"
+	TopicDelete      = "/tasks/delete"
+	TopicExecAdded   = "/tasks/exec-added"
+	TopicExecStarted = "/tasks/exec-started"
+	TopicPaused      = "/tasks/paused"
+	TopicResumed     = "/tasks/resumed"
+	TopicOOM         = "/tasks/oom"
+)
+
+// publisher forwards events to the daemon's ttrpc Events service
+// ($TTRPC_ADDRESS) from one goroutine, in order. Publish never blocks the
+// task service. An event the daemon cannot take is retried with backoff;
+// events are best effort (the daemon re-reads State and Wait when it
+// reconnects), so after maxAttempts, or when too many queue up while the
+// daemon is away, the oldest are dropped.
+type publisher struct {
+	address string
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	queue  []*types.Envelope
+	wake   chan struct{}
+	closed bool
+
+	client *ttrpc.Client
+	events eventsapi.TTRPCEventsService
+}
+
+const (
+	maxQueuedEvents = 1024
+	maxAttempts     = 8
+	firstBackoff    = 200 * time.Millisecond
+	maxBackoff      = 5 * time.Second
+)
+
+func newPublisher(address string, log *slog.Logger) *publisher {
+	p := &publisher{address: strings.TrimPrefix(address, "unix://"), log: log, wake: make(chan struct{}, 1)}
+	go p.run()
+	return p
+}
+
+// Publish queues an event for namespace ns.
+func (p *publisher) Publish(ns, topic string, event any) {
+	if p == nil || p.address == "" {
+		return
+	}
+	any, err := typeurl.MarshalAnyToProto(event)
+	if err != nil {
+		p.log.Error("encode event", "topic", topic, "err", err)
+		return
+	}
+	env := &types.Envelope{Timestamp: timestamppb.Now(), Namespace: ns, Topic: topic, Event: any}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if len(p.queue) >= maxQueuedEvents {
+		p.log.Warn("event queue full, dropping the oldest", "topic", p.queue[0].Topic)
+		p.queue = p.queue[1:]
+	}
+	p.queue = append(p.queue, env)
+	p.mu.Unlock()
+	p.kick()
+}
+
+// kick makes the sender retry now (the daemon reconnected).
+func (p *publisher) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *publisher) run() {
+	attempts, backoff := 0, firstBackoff
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			if p.client != nil {
+				p.client.Close()
+			}
+			return
+		}
+		var env *types.Envelope
+		if len(p.queue) > 0 {
+			env = p.queue[0]
+		}
+		p.mu.Unlock()
+		if env == nil {
+			<-p.wake
+			continue
+		}
+		if err := p.send(env); err != nil {
+			attempts++
+			if attempts >= maxAttempts {
+				p.log.Warn("dropping event the daemon did not take", "topic", env.Topic, "err", err)
+				p.pop()
+				attempts, backoff = 0, firstBackoff
+				continue
+			}
+			select {
+			case <-p.wake:
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		p.pop()
+		attempts, backoff = 0, firstBackoff
+	}
+}
+
+func (p *publisher) pop() {
+	p.mu.Lock()
+	if len(p.queue) > 0 {
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+	}
+	p.mu.Unlock()
+}
+
+func (p *publisher) send(env *types.Envelope) error {
+	if p.events == nil {
+		conn, err := net.DialTimeout("unix", p.address, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		p.client = ttrpc.NewClient(conn)
+		p.events = eventsapi.NewTTRPCEventsClient(p.client)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.events.Forward(ctx, &eventsapi.ForwardRequest{Envelope: env}); err != nil {
+		// Reconnect next time: the daemon may have restarted.
+		p.client.Close()
+		p.client, p.events = nil, nil
+		return err
+	}
+	return nil
+}
+
+// pending reports how many events wait to be sent.
+func (p *publisher) pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+// close stops the sender after a short drain.
+func (p *publisher) close(drain time.Duration) {
+	if p == nil {
+		return
+	}
+	deadline := time.Now().Add(drain)
+	for p.pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.kick()
+}
