@@ -40,8 +40,8 @@ nsenter:
 # end-to-end suites against the freshly built binaries.
 test: lint unit integration
 
-unit:
-	$(GO) test -race -count=1 $(TESTFLAGS) ./pkg/... ./cmd/...
+unit: build
+	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -race -count=1 $(TESTFLAGS) ./pkg/... ./cmd/...
 
 integration: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TESTFLAGS) ./integration/...
@@ -58,8 +58,15 @@ lint:
 	  cmp -s $(BINDIR)/helper_amd64.check.go pkg/runtime/nsenter/helper_amd64.go || \
 	  { echo "pkg/runtime/nsenter/helper_amd64.go is stale: run make nsenter"; exit 1; }
 
+# protos regenerates proto/xd/v1 with Debian's protoc (protobuf-compiler and
+# libprotobuf-dev) and the protoc-gen-go / protoc-gen-go-ttrpc versions go.mod pins.
+PROTOS := $(wildcard proto/xd/v1/*.proto)
 protos:
-	@echo "no protos yet"
+	mkdir -p $(BINDIR)/tools
+	GOBIN=$(abspath $(BINDIR))/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o $(BINDIR)/tools/protoc-gen-go-ttrpc github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc
+	PATH=$(abspath $(BINDIR))/tools:$$PATH protoc -I proto -I /usr/include \
+	  --go_out=paths=source_relative:proto --go-ttrpc_out=paths=source_relative:proto $(PROTOS)
 
 install: build
 	install -D -m 0755 $(BINDIR)/xrunc $(DESTDIR)$(PREFIX)/bin/xrunc
