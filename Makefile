@@ -18,11 +18,11 @@ NSENTER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 TESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 20m
 
-.PHONY: all build xrunc xshim nsenter test unit integration bench lint protos install clean
+.PHONY: all build xrunc xshim xd xctl nsenter test unit integration bench lint protos install clean
 
 all: build
 
-build: xrunc xshim
+build: xrunc xshim xd xctl
 
 xrunc:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xrunc ./cmd/xrunc
@@ -30,6 +30,12 @@ xrunc:
 # xshim finds xrunc beside itself: install them in the same directory.
 xshim:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xshim ./cmd/xshim
+
+xd:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xd ./cmd/xd
+
+xctl:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/xctl ./cmd/xctl
 
 # nsenter regenerates the embedded user-namespace helper from helper.c.
 nsenter:
@@ -68,9 +74,15 @@ protos:
 	PATH=$(abspath $(BINDIR))/tools:$$PATH protoc -I proto -I /usr/include \
 	  --go_out=paths=source_relative:proto --go-ttrpc_out=paths=source_relative:proto $(PROTOS)
 
+# install puts the four binaries in one directory (xd finds xshim, and
+# xshim finds xrunc, beside themselves) and the systemd unit in
+# /etc/systemd/system; then: systemctl daemon-reload && systemctl enable --now xd
+SYSTEMDDIR ?= /etc/systemd/system
 install: build
-	install -D -m 0755 $(BINDIR)/xrunc $(DESTDIR)$(PREFIX)/bin/xrunc
-	install -D -m 0755 $(BINDIR)/xshim $(DESTDIR)$(PREFIX)/bin/xshim
+	for b in xrunc xshim xd xctl; do install -D -m 0755 $(BINDIR)/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|^ExecStart=.*|ExecStart=$(PREFIX)/bin/xd|' contrib/systemd/xd.service > $(DESTDIR)$(SYSTEMDDIR)/xd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/xd.service
 
 clean:
 	rm -rf $(BINDIR)

@@ -1,0 +1,178 @@
+package xd
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+func TestRunRemove(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	out, errOut, code := d.xctl("run", "--rm", testImage, "echo", "hello")
+	if code != 0 || out != "hello\n" {
+		t.Fatalf("run --rm echo hello: exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	// Exit codes pass through; flags after the image belong to the command.
+	out, errOut, code = d.xctl("run", "--rm", testImage, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if code != 3 || out != "out\n" || errOut != "err\n" {
+		t.Fatalf("run exit 3: exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	if left := strings.TrimSpace(d.ok("ps", "-a", "-q")); left != "" {
+		t.Fatalf("--rm left containers: %q", left)
+	}
+	if snaps, _ := os.ReadDir(filepath.Join(d.state, "bundles", "default")); len(snaps) != 0 {
+		t.Fatalf("--rm left bundles: %v", snaps)
+	}
+}
+
+func TestRunStdin(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	out, errOut, code := d.xctlIn([]byte("line one\nline two\n"), "run", "--rm", "-i", testImage, "sh", "-c", "wc -l; cat /etc/hostname >/dev/null")
+	if code != 0 || strings.TrimSpace(out) != "2" {
+		t.Fatalf("run -i wc -l: exit %d stdout %q stderr %q", code, out, errOut)
+	}
+}
+
+func TestDetachedLifecycle(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	id := strings.TrimSpace(d.ok("run", "-d", "--name", "web", testImage, "sh", "-c", "echo started; echo oops >&2; exec sleep 1000"))
+	if id != "web" {
+		t.Fatalf("run -d printed %q, want the name", id)
+	}
+	tk := d.waitStatus("web", xdv1.Status_RUNNING)
+	if tk.Pid == 0 {
+		t.Fatal("running task without pid")
+	}
+	ps := d.ok("ps")
+	if !strings.Contains(ps, "web") || !strings.Contains(ps, "Up") {
+		t.Fatalf("ps does not show web up:\n%s", ps)
+	}
+	// The log keeps both streams.
+	deadline := time.Now().Add(5 * time.Second)
+	var logs, logsErr string
+	for time.Now().Before(deadline) {
+		logs, logsErr, _ = d.xctl("logs", "web")
+		if strings.Contains(logs, "started") && strings.Contains(logsErr, "oops") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if logs != "started\n" || logsErr != "oops\n" {
+		t.Fatalf("logs: stdout %q stderr %q", logs, logsErr)
+	}
+	if out := d.ok("exec", "web", "hostname"); out != "web\n" {
+		t.Fatalf("exec hostname = %q", out)
+	}
+	if _, _, code := d.xctl("exec", "web", "sh", "-c", "exit 5"); code != 5 {
+		t.Fatalf("exec exit code %d, want 5", code)
+	}
+	var inspected []map[string]any
+	if err := json.Unmarshal([]byte(d.ok("inspect", "web")), &inspected); err != nil || len(inspected) != 1 {
+		t.Fatalf("inspect: %v %v", inspected, err)
+	}
+	// pause and resume
+	d.ok("pause", "web")
+	d.waitStatus("web", xdv1.Status_PAUSED)
+	d.ok("unpause", "web")
+	d.waitStatus("web", xdv1.Status_RUNNING)
+
+	if _, errOut, code := d.xctl("rm", "web"); code == 0 || !strings.Contains(errOut, "running") {
+		t.Fatalf("rm of a running container: exit %d stderr %q", code, errOut)
+	}
+	// sleep as pid 1 ignores SIGTERM: stop escalates to SIGKILL.
+	d.ok("stop", "-t", "1", "web")
+	tk = d.waitStatus("web", xdv1.Status_STOPPED)
+	if tk.ExitStatus != 137 {
+		t.Fatalf("stopped with %d, want 137", tk.ExitStatus)
+	}
+	if out, _, code := d.xctl("wait", "web"); code != 137 || strings.TrimSpace(out) != "137" {
+		t.Fatalf("wait: exit %d stdout %q", code, out)
+	}
+	psa := d.ok("ps", "-a")
+	if !strings.Contains(psa, "Exited (137)") {
+		t.Fatalf("ps -a does not show the exit:\n%s", psa)
+	}
+	if _, errOut, code := d.xctl("kill", "web"); code == 0 || !strings.Contains(errOut, "not running") {
+		t.Fatalf("kill of a stopped container: exit %d stderr %q", code, errOut)
+	}
+	// A stopped container starts again.
+	d.ok("start", "web")
+	d.waitStatus("web", xdv1.Status_RUNNING)
+	d.ok("kill", "web")
+	d.waitStatus("web", xdv1.Status_STOPPED)
+	d.ok("rm", "web")
+	if out := strings.TrimSpace(d.ok("ps", "-a", "-q")); out != "" {
+		t.Fatalf("rm left %q", out)
+	}
+}
+
+func TestRunOptions(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "file"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"env", []string{"-e", "FOO=bar", "-e", "PATH=/bin", testImage, "sh", "-c", "echo $FOO $PATH"}, "bar /bin"},
+		{"user by name", []string{"-u", "app", testImage, "sh", "-c", "echo $(id -u):$(id -g):$(id -G)"}, "1000:1000:1000 10"},
+		{"user numeric", []string{"-u", "4242:4343", testImage, "sh", "-c", "echo $(id -u):$(id -g)"}, "4242:4343"},
+		{"workdir", []string{"-w", "/tmp", testImage, "pwd"}, "/tmp"},
+		{"hostname", []string{"--hostname", "box1", testImage, "hostname"}, "box1"},
+		{"volume ro", []string{"-v", host + ":/data:ro", testImage, "sh", "-c", "cat /data/file; touch /data/x 2>/dev/null || echo denied"}, "from host\ndenied"},
+		{"read-only", []string{"--read-only", testImage, "sh", "-c", "touch /x 2>/dev/null || echo denied"}, "denied"},
+		{"net none", []string{"--net", "none", testImage, "sh", "-c", "ls /sys/class/net | tr '\\n' ' '"}, "lo"},
+		{"memory", []string{"--memory", "64m", testImage, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, "67108864"},
+		{"pids", []string{"--pids-limit", "42", testImage, "cat", "/sys/fs/cgroup/pids/pids.max"}, "42"},
+		{"entrypoint", []string{"--entrypoint", "/bin/echo", testImage, "a", "b"}, "a b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"run", "--rm"}, tc.args...)
+			out, errOut, code := d.xctl(args...)
+			if code != 0 || strings.TrimSpace(out) != tc.want {
+				t.Fatalf("xctl %v: exit %d stdout %q (want %q) stderr %q", args, code, out, tc.want, errOut)
+			}
+		})
+	}
+}
+
+func TestImportFormats(t *testing.T) {
+	d := newDaemon(t)
+	oci, docker := images(t)
+	for _, archive := range []string{oci, docker} {
+		out := d.ok("images", "import", archive)
+		if !strings.Contains(out, testImage) {
+			t.Fatalf("import %s printed %q", archive, out)
+		}
+	}
+	ls := d.ok("images", "ls")
+	if !strings.Contains(ls, testImage) {
+		t.Fatalf("images ls:\n%s", ls)
+	}
+	d.ok("images", "tag", testImage, "xstack.local/other:v1")
+	if out := d.ok("run", "--rm", "xstack.local/other:v1", "echo", "tagged"); out != "tagged\n" {
+		t.Fatalf("run tagged image: %q", out)
+	}
+	d.ok("images", "rm", "xstack.local/other:v1")
+	d.ok("images", "rm", testImage)
+	if out := strings.TrimSpace(d.ok("images", "ls", "-q")); out != "" {
+		t.Fatalf("images left: %q", out)
+	}
+	// Nothing references the blobs and layers any more: collected.
+	blobs, _ := os.ReadDir(filepath.Join(d.root, "content", "blobs", "sha256"))
+	if len(blobs) != 0 {
+		t.Fatalf("%d blobs left after removing every image", len(blobs))
+	}
+}

@@ -1,0 +1,186 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/xstack/xstack/pkg/taskio"
+	"github.com/xstack/xstack/pkg/version"
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+// The ttrpc services: thin adapters over Server.
+
+var empty = &emptypb.Empty{}
+
+type versionService struct{ s *Server }
+
+func (v *versionService) Version(ctx context.Context, _ *emptypb.Empty) (*xdv1.VersionResponse, error) {
+	return &xdv1.VersionResponse{Version: version.Version, Commit: version.Commit}, nil
+}
+
+func (v *versionService) Info(ctx context.Context, _ *emptypb.Empty) (*xdv1.InfoResponse, error) {
+	s := v.s
+	rts := map[string]string{}
+	for name, rt := range s.runtimes {
+		rts[name] = rt.Shim
+	}
+	return &xdv1.InfoResponse{
+		Version: version.Version, Pid: uint32(os.Getpid()), Root: s.cfg.Root, State: s.cfg.State,
+		Address: s.cfg.Address, Runtimes: rts, DefaultRuntime: s.cfg.DefaultRuntime,
+		UptimeSeconds: int64(time.Since(s.started).Seconds()),
+	}, nil
+}
+
+type tasksService struct{ s *Server }
+
+func (a *tasksService) Create(ctx context.Context, r *xdv1.CreateTaskRequest) (*xdv1.Task, error) {
+	return a.s.CreateTask(ctx, r.ContainerId)
+}
+
+func (a *tasksService) Start(ctx context.Context, r *xdv1.StartRequest) (*xdv1.StartResponse, error) {
+	pid, err := a.s.StartProcess(ctx, r.ContainerId, r.ExecId)
+	if err != nil {
+		return nil, err
+	}
+	return &xdv1.StartResponse{Pid: pid}, nil
+}
+
+func (a *tasksService) Wait(ctx context.Context, r *xdv1.WaitRequest) (*xdv1.ExitStatus, error) {
+	return a.s.WaitProcess(ctx, r.ContainerId, r.ExecId)
+}
+
+func (a *tasksService) Kill(ctx context.Context, r *xdv1.KillRequest) (*emptypb.Empty, error) {
+	if r.Signal == 0 {
+		return nil, fmt.Errorf("kill: no signal: %w", errdefs.ErrInvalidArgument)
+	}
+	return empty, a.s.Kill(ctx, r.ContainerId, r.ExecId, r.Signal, r.All)
+}
+
+func (a *tasksService) Stop(ctx context.Context, r *xdv1.StopRequest) (*xdv1.ExitStatus, error) {
+	return a.s.Stop(ctx, r.ContainerId, time.Duration(r.TimeoutSeconds)*time.Second)
+}
+
+func (a *tasksService) Delete(ctx context.Context, r *xdv1.DeleteTaskRequest) (*xdv1.ExitStatus, error) {
+	return a.s.DeleteProcess(ctx, r.ContainerId, r.ExecId, r.Force)
+}
+
+func (a *tasksService) Exec(ctx context.Context, r *xdv1.ExecRequest) (*emptypb.Empty, error) {
+	return empty, a.s.Exec(ctx, r)
+}
+
+func (a *tasksService) Pause(ctx context.Context, r *xdv1.ContainerRequest) (*emptypb.Empty, error) {
+	return empty, a.s.setPaused(ctx, r.ContainerId, true)
+}
+
+func (a *tasksService) Resume(ctx context.Context, r *xdv1.ContainerRequest) (*emptypb.Empty, error) {
+	return empty, a.s.setPaused(ctx, r.ContainerId, false)
+}
+
+func (a *tasksService) Pids(ctx context.Context, r *xdv1.ContainerRequest) (*xdv1.PidsResponse, error) {
+	return a.s.pids(ctx, r.ContainerId)
+}
+
+func (a *tasksService) Metrics(ctx context.Context, r *xdv1.ContainerRequest) (*xdv1.MetricsResponse, error) {
+	return a.s.metrics(ctx, r.ContainerId)
+}
+
+func (a *tasksService) ResizePty(ctx context.Context, r *xdv1.ResizePtyRequest) (*emptypb.Empty, error) {
+	return empty, a.s.resizePty(ctx, r)
+}
+
+func (a *tasksService) CloseIO(ctx context.Context, r *xdv1.CloseIORequest) (*emptypb.Empty, error) {
+	return empty, a.s.closeIO(ctx, r.ContainerId, r.ExecId)
+}
+
+func (a *tasksService) Get(ctx context.Context, r *xdv1.ContainerRequest) (*xdv1.Task, error) {
+	return a.s.getTaskRecord(ctx, r.ContainerId)
+}
+
+func (a *tasksService) List(ctx context.Context, _ *xdv1.ListTasksRequest) (*xdv1.ListTasksResponse, error) {
+	tasks, err := a.s.listTasks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &xdv1.ListTasksResponse{Tasks: tasks}, nil
+}
+
+func (a *tasksService) Attach(ctx context.Context, stream xdv1.Tasks_AttachServer) error {
+	ctx, err := streamNamespace(ctx)
+	if err != nil {
+		return err
+	}
+	return errgrpc.ToGRPC(a.s.attach(ctx, stream))
+}
+
+func (a *tasksService) Logs(ctx context.Context, r *xdv1.LogsRequest, stream xdv1.Tasks_LogsServer) error {
+	ctx, err := streamNamespace(ctx)
+	if err != nil {
+		return err
+	}
+	return errgrpc.ToGRPC(a.s.logs(ctx, r, stream))
+}
+
+func (s *Server) logs(ctx context.Context, r *xdv1.LogsRequest, stream xdv1.Tasks_LogsServer) error {
+	ns := namespace(ctx)
+	if _, err := s.db.GetContainer(ns, r.ContainerId); err != nil {
+		return err
+	}
+	// ended is closed when no more output can come: at once for a
+	// stopped container or without follow.
+	ended := make(chan struct{})
+	live := false
+	if t := s.getTask(ns, r.ContainerId); r.Follow && t != nil && t.shim != nil {
+		if p, err := t.proc(""); err == nil && p.io != nil {
+			live = true
+			go func() {
+				select {
+				case <-p.io.Done():
+				case <-t.gone:
+				case <-ctx.Done():
+				}
+				close(ended)
+			}()
+		}
+	}
+	if !live {
+		close(ended)
+	}
+	return taskio.ReadLog(ctx, s.logPath(ns, r.ContainerId), r.Follow, ended, func(e taskio.Entry) error {
+		return stream.Send(&xdv1.LogEntry{Stream: e.Stream, Data: e.Data, Time: timestamppb.New(e.Time)})
+	})
+}
+
+type eventsService struct{ s *Server }
+
+func (e *eventsService) Subscribe(ctx context.Context, r *xdv1.SubscribeRequest, stream xdv1.Events_SubscribeServer) error {
+	// Events of every namespace unless the request names one: the call's
+	// namespace header does not filter.
+	ch := e.s.exchange.Subscribe(ctx, func(ev *xdv1.Event) bool {
+		if r.Namespace != "" && ev.Namespace != r.Namespace {
+			return false
+		}
+		if len(r.Topics) == 0 {
+			return true
+		}
+		for _, t := range r.Topics {
+			if len(ev.Topic) >= len(t) && ev.Topic[:len(t)] == t {
+				return true
+			}
+		}
+		return false
+	})
+	for ev := range ch {
+		if err := stream.Send(ev); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}

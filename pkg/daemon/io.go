@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+// attach streams a process's output to a client and its stdin from it. The
+// first response is an empty acknowledgement: once the client has it, no
+// output written after that is missed, so clients attach before Start.
+func (s *Server) attach(ctx context.Context, stream xdv1.Tasks_AttachServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("attach: no request: %w", errdefs.ErrInvalidArgument)
+	}
+	t, err := s.requireTask(ctx, first.ContainerId)
+	if err != nil {
+		return err
+	}
+	p, err := t.proc(first.ExecId)
+	if err != nil {
+		return err
+	}
+	if p.io == nil {
+		return fmt.Errorf("%s: stdio not available: %w", procName(t.id, first.ExecId), errdefs.ErrUnavailable)
+	}
+	sub := p.io.Attach()
+	defer sub.Close()
+	if err := stream.Send(&xdv1.AttachResponse{}); err != nil {
+		return err
+	}
+	if len(first.Stdin) > 0 || first.CloseStdin {
+		if err := s.feedStdin(ctx, t, p, first); err != nil {
+			return err
+		}
+	}
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if err := s.feedStdin(ctx, t, p, req); err != nil {
+				t.log.Debug("attach stdin", "error", err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case c, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			resp := &xdv1.AttachResponse{}
+			if c.Stream == "stderr" {
+				resp.Stderr = c.Data
+			} else {
+				resp.Stdout = c.Data
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Server) feedStdin(ctx context.Context, t *task, p *process, req *xdv1.AttachRequest) error {
+	if len(req.Stdin) > 0 {
+		if err := p.io.WriteStdin(req.Stdin); err != nil {
+			return err
+		}
+	}
+	if req.CloseStdin {
+		return s.closeIO(ctx, t.id, p.execID)
+	}
+	return nil
+}
+
+// closeIO closes a process's stdin: xd's writer and the shim's.
+func (s *Server) closeIO(ctx context.Context, id, execID string) error {
+	t, err := s.requireTask(ctx, id)
+	if err != nil {
+		return err
+	}
+	p, err := t.proc(execID)
+	if err != nil {
+		return err
+	}
+	if p.io != nil {
+		p.io.CloseStdin()
+	}
+	if _, err := t.shim.Task().CloseIO(ctx, &taskapi.CloseIORequest{ID: id, ExecID: execID, Stdin: true}); err != nil {
+		if err = errgrpc.ToNative(err); !errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("close stdin of %s: %w", procName(id, execID), err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) resizePty(ctx context.Context, r *xdv1.ResizePtyRequest) error {
+	t, err := s.requireTask(ctx, r.ContainerId)
+	if err != nil {
+		return err
+	}
+	if _, err := t.shim.Task().ResizePty(ctx, &taskapi.ResizePtyRequest{ID: r.ContainerId, ExecID: r.ExecId, Width: r.Width, Height: r.Height}); err != nil {
+		return fmt.Errorf("resize %s: %w", procName(r.ContainerId, r.ExecId), errgrpc.ToNative(err))
+	}
+	return nil
+}
+
+func (s *Server) pids(ctx context.Context, id string) (*xdv1.PidsResponse, error) {
+	t, err := s.requireTask(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.shim.Task().Pids(ctx, &taskapi.PidsRequest{ID: id})
+	if err != nil {
+		return nil, errgrpc.ToNative(err)
+	}
+	t.mu.Lock()
+	byPid := map[uint32]string{}
+	for execID, p := range t.procs {
+		if execID != "" {
+			byPid[p.pid] = execID
+		}
+	}
+	t.mu.Unlock()
+	out := &xdv1.PidsResponse{}
+	for _, pi := range resp.Processes {
+		out.Processes = append(out.Processes, &xdv1.ProcessInfo{Pid: pi.Pid, ExecId: byPid[pi.Pid]})
+	}
+	return out, nil
+}

@@ -1,0 +1,298 @@
+package metadata
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/containerd/errdefs"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+// Layout: v1/<namespace>/{containers,images,tasks}/<key> = protobuf record.
+var (
+	bucketV1         = []byte("v1")
+	bucketContainers = []byte("containers")
+	bucketImages     = []byte("images")
+	bucketTasks      = []byte("tasks")
+)
+
+// namePattern is what container ids and namespaces may look like: they
+// become path components, cgroup names and shim command-line words.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidateName checks a namespace or container id.
+func ValidateName(kind, name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("%s %q: must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit: %w", kind, name, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// DB is xd's metadata database.
+type DB struct {
+	db *bolt.DB
+}
+
+// Open opens (or creates) the database at path.
+func Open(path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("metadata dir: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+func nsBucket(tx *bolt.Tx, ns string, kind []byte, create bool) (*bolt.Bucket, error) {
+	if create {
+		v1, err := tx.CreateBucketIfNotExists(bucketV1)
+		if err != nil {
+			return nil, err
+		}
+		nb, err := v1.CreateBucketIfNotExists([]byte(ns))
+		if err != nil {
+			return nil, err
+		}
+		return nb.CreateBucketIfNotExists(kind)
+	}
+	v1 := tx.Bucket(bucketV1)
+	if v1 == nil {
+		return nil, nil
+	}
+	nb := v1.Bucket([]byte(ns))
+	if nb == nil {
+		return nil, nil
+	}
+	return nb.Bucket(kind), nil
+}
+
+// Namespaces lists the namespaces that hold anything.
+func (d *DB) Namespaces() ([]string, error) {
+	var out []string
+	err := d.db.View(func(tx *bolt.Tx) error {
+		v1 := tx.Bucket(bucketV1)
+		if v1 == nil {
+			return nil
+		}
+		return v1.ForEachBucket(func(k []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+func put(d *DB, ns string, kind []byte, key string, m proto.Message, mustCreate bool) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, kind, true)
+		if err != nil {
+			return err
+		}
+		if mustCreate && b.Get([]byte(key)) != nil {
+			return fmt.Errorf("%s %q already exists: %w", singular(kind), key, errdefs.ErrAlreadyExists)
+		}
+		return b.Put([]byte(key), data)
+	})
+}
+
+func get(d *DB, ns string, kind []byte, key string, m proto.Message) error {
+	return d.db.View(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, kind, false)
+		if err != nil {
+			return err
+		}
+		var data []byte
+		if b != nil {
+			data = b.Get([]byte(key))
+		}
+		if data == nil {
+			return fmt.Errorf("%s %q not found: %w", singular(kind), key, errdefs.ErrNotFound)
+		}
+		return proto.Unmarshal(data, m)
+	})
+}
+
+func list[T proto.Message](d *DB, ns string, kind []byte, newT func() T) ([]T, error) {
+	var out []T
+	err := d.db.View(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, kind, false)
+		if err != nil || b == nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			m := newT()
+			if err := proto.Unmarshal(v, m); err != nil {
+				return fmt.Errorf("%s %q: %w", singular(kind), k, err)
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func del(d *DB, ns string, kind []byte, key string) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, kind, false)
+		if err != nil {
+			return err
+		}
+		if b == nil || b.Get([]byte(key)) == nil {
+			return fmt.Errorf("%s %q not found: %w", singular(kind), key, errdefs.ErrNotFound)
+		}
+		return b.Delete([]byte(key))
+	})
+}
+
+func singular(kind []byte) string {
+	switch string(kind) {
+	case string(bucketContainers):
+		return "container"
+	case string(bucketImages):
+		return "image"
+	}
+	return "task"
+}
+
+// CreateContainer stores a new container; an existing id is AlreadyExists.
+func (d *DB) CreateContainer(ns string, c *xdv1.Container) error {
+	if err := ValidateName("namespace", ns); err != nil {
+		return err
+	}
+	if err := ValidateName("container id", c.Id); err != nil {
+		return err
+	}
+	now := timestamppb.Now()
+	c.CreatedAt, c.UpdatedAt = now, now
+	return put(d, ns, bucketContainers, c.Id, c, true)
+}
+
+// GetContainer returns a container or NotFound.
+func (d *DB) GetContainer(ns, id string) (*xdv1.Container, error) {
+	c := &xdv1.Container{}
+	if err := get(d, ns, bucketContainers, id, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ListContainers returns a namespace's containers, oldest first.
+func (d *DB) ListContainers(ns string) ([]*xdv1.Container, error) {
+	cs, err := list(d, ns, bucketContainers, func() *xdv1.Container { return &xdv1.Container{} })
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].CreatedAt.AsTime().Before(cs[j].CreatedAt.AsTime()) })
+	return cs, err
+}
+
+// DeleteContainer removes a container and its task record in one transaction.
+func (d *DB) DeleteContainer(ns, id string) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, bucketContainers, false)
+		if err != nil {
+			return err
+		}
+		if b == nil || b.Get([]byte(id)) == nil {
+			return fmt.Errorf("container %q not found: %w", id, errdefs.ErrNotFound)
+		}
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if tb, _ := nsBucket(tx, ns, bucketTasks, false); tb != nil {
+			return tb.Delete([]byte(id))
+		}
+		return nil
+	})
+}
+
+// PutTask records the last known state of a container's task.
+func (d *DB) PutTask(ns string, t *xdv1.Task) error {
+	return put(d, ns, bucketTasks, t.ContainerId, t, false)
+}
+
+// GetTask returns a container's task record or NotFound.
+func (d *DB) GetTask(ns, id string) (*xdv1.Task, error) {
+	t := &xdv1.Task{}
+	if err := get(d, ns, bucketTasks, id, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ListTasks returns a namespace's task records.
+func (d *DB) ListTasks(ns string) ([]*xdv1.Task, error) {
+	return list(d, ns, bucketTasks, func() *xdv1.Task { return &xdv1.Task{} })
+}
+
+// DeleteTask drops a task record; a missing one is not an error.
+func (d *DB) DeleteTask(ns, id string) error {
+	if err := del(d, ns, bucketTasks, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// PutImage stores an image by name, keeping the creation time of an
+// existing record; it reports whether the name is new.
+func (d *DB) PutImage(ns string, img *xdv1.Image) (created bool, err error) {
+	if err := ValidateName("namespace", ns); err != nil {
+		return false, err
+	}
+	err = d.db.Update(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, bucketImages, true)
+		if err != nil {
+			return err
+		}
+		now := timestamppb.Now()
+		img.CreatedAt, img.UpdatedAt = now, now
+		if old := b.Get([]byte(img.Name)); old != nil {
+			prev := &xdv1.Image{}
+			if err := proto.Unmarshal(old, prev); err == nil {
+				img.CreatedAt = prev.CreatedAt
+			}
+		} else {
+			created = true
+		}
+		data, err := proto.Marshal(img)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(img.Name), data)
+	})
+	return created, err
+}
+
+// GetImage returns an image by name or NotFound.
+func (d *DB) GetImage(ns, name string) (*xdv1.Image, error) {
+	img := &xdv1.Image{}
+	if err := get(d, ns, bucketImages, name, img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// ListImages returns a namespace's images sorted by name.
+func (d *DB) ListImages(ns string) ([]*xdv1.Image, error) {
+	return list(d, ns, bucketImages, func() *xdv1.Image { return &xdv1.Image{} })
+}
+
+// DeleteImage removes an image name.
+func (d *DB) DeleteImage(ns, name string) error {
+	return del(d, ns, bucketImages, name)
+}

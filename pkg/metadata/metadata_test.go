@@ -1,0 +1,120 @@
+package metadata
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+func openTemp(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, path
+}
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"web", true}, {"a.b-c_d", true}, {"0abc", true},
+		{"", false}, {"../x", false}, {"a/b", false}, {".hidden", false}, {"-x", false},
+		{string(make([]byte, 200)), false}, {"sp ace", false},
+	} {
+		err := ValidateName("container id", tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("ValidateName(%q) error %v is not InvalidArgument", tc.name, err)
+		}
+	}
+}
+
+func TestContainersPersistAndConflict(t *testing.T) {
+	db, path := openTemp(t)
+	c := &xdv1.Container{Id: "web", Image: "docker.io/library/busybox:latest", Spec: []byte(`{}`)}
+	if err := db.CreateContainer("default", c); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateContainer("default", &xdv1.Container{Id: "web"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate create: %v, want AlreadyExists", err)
+	}
+	// Same id in another namespace is another container.
+	if err := db.CreateContainer("other", &xdv1.Container{Id: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutTask("default", &xdv1.Task{ContainerId: "web", Status: xdv1.Status_STOPPED, ExitStatus: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.GetContainer("default", "web")
+	if err != nil || got.Image != c.Image || got.CreatedAt == nil {
+		t.Fatalf("after reopen: %v %v", got, err)
+	}
+	task, err := db.GetTask("default", "web")
+	if err != nil || task.ExitStatus != 3 {
+		t.Fatalf("task after reopen: %v %v", task, err)
+	}
+	nss, _ := db.Namespaces()
+	if len(nss) != 2 {
+		t.Fatalf("namespaces %v", nss)
+	}
+	if err := db.DeleteContainer("default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetTask("default", "web"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("task record survived its container: %v", err)
+	}
+	if _, err := db.GetContainer("default", "web"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("get deleted: %v", err)
+	}
+	if err := db.DeleteContainer("default", "web"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	if list, _ := db.ListContainers("other"); len(list) != 1 {
+		t.Fatalf("other namespace: %v", list)
+	}
+}
+
+func TestImagesKeepCreationTime(t *testing.T) {
+	db, _ := openTemp(t)
+	defer db.Close()
+	img := &xdv1.Image{Name: "docker.io/library/busybox:latest", Target: &xdv1.Descriptor{Digest: "sha256:aa"}}
+	created, err := db.PutImage("default", img)
+	if err != nil || !created {
+		t.Fatalf("first put: %v %v", created, err)
+	}
+	first := img.CreatedAt.AsTime()
+	again := &xdv1.Image{Name: img.Name, Target: &xdv1.Descriptor{Digest: "sha256:bb"}}
+	created, err = db.PutImage("default", again)
+	if err != nil || created {
+		t.Fatalf("second put: %v %v", created, err)
+	}
+	got, err := db.GetImage("default", img.Name)
+	if err != nil || got.Target.Digest != "sha256:bb" || !got.CreatedAt.AsTime().Equal(first) {
+		t.Fatalf("updated image: %v %v", got, err)
+	}
+	if err := db.DeleteImage("default", img.Name); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := db.ListImages("default"); len(list) != 0 {
+		t.Fatalf("images after delete: %v", list)
+	}
+}

@@ -1,0 +1,410 @@
+package xctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/xstack/xstack/pkg/client"
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+// psRow is one container of ps, also its --format json object.
+type psRow struct {
+	ID        string    `json:"id"`
+	Image     string    `json:"image"`
+	Command   string    `json:"command"`
+	CreatedAt time.Time `json:"created_at"`
+	Status    string    `json:"status"`
+	State     string    `json:"state"`
+	Pid       uint32    `json:"pid,omitempty"`
+	ExitCode  *uint32   `json:"exit_code,omitempty"`
+	Runtime   string    `json:"runtime"`
+}
+
+// runPs is `xctl ps`: Containers.List and Tasks.List, joined on the id.
+func runPs(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	cl, err := c.Containers().List(ctx, &xdv1.ListContainersRequest{})
+	if err != nil {
+		return err
+	}
+	tl, err := c.Tasks().List(ctx, &xdv1.ListTasksRequest{})
+	if err != nil {
+		return err
+	}
+	rows := psRows(cl.Containers, tl.Tasks, fs.boolean("all"), time.Now())
+	switch {
+	case fs.boolean("quiet"):
+		for _, r := range rows {
+			fmt.Fprintln(e.stdout, r.ID)
+		}
+	case fs.str("format") == "json":
+		return writeJSON(e.stdout, rows)
+	case fs.str("format") != "" && fs.str("format") != "table":
+		return usagef("unknown --format %q: want table or json", fs.str("format"))
+	default:
+		w := tabwriter.NewWriter(e.stdout, 0, 8, 3, ' ', 0)
+		fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPID")
+		now := time.Now()
+		for _, r := range rows {
+			pid := ""
+			if r.Pid != 0 {
+				pid = fmt.Sprint(r.Pid)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%q\t%s\t%s\t%s\n", r.ID, r.Image, truncate(r.Command, 20), ago(r.CreatedAt, now), r.Status, pid)
+		}
+		return w.Flush()
+	}
+	return nil
+}
+
+// psRows joins containers with their init tasks, newest first; without all
+// only running or paused ones are kept.
+func psRows(ctrs []*xdv1.Container, tasks []*xdv1.Task, all bool, now time.Time) []psRow {
+	byID := map[string]*xdv1.Task{}
+	for _, t := range tasks {
+		if t.ExecId == "" {
+			byID[t.ContainerId] = t
+		}
+	}
+	var rows []psRow
+	for _, ctr := range ctrs {
+		t := byID[ctr.Id]
+		if !all && !isLive(t) {
+			continue
+		}
+		r := psRow{
+			ID:      ctr.Id,
+			Image:   ctr.Image,
+			Command: quoteArgs(specArgs(ctr.Spec)),
+			Status:  taskStatus(t, now),
+			State:   "created",
+			Runtime: ctr.Runtime,
+		}
+		if ctr.CreatedAt != nil {
+			r.CreatedAt = ctr.CreatedAt.AsTime()
+		}
+		if t != nil {
+			r.State = strings.ToLower(t.Status.String())
+			if isLive(t) {
+				r.Pid = t.Pid
+			}
+			if t.Status == xdv1.Status_STOPPED {
+				code := t.ExitStatus
+				r.ExitCode = &code
+			}
+		}
+		rows = append(rows, r)
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].CreatedAt.After(rows[j].CreatedAt) })
+	return rows
+}
+
+// specArgs is process.args of an OCI spec in JSON.
+func specArgs(spec []byte) []string {
+	var s struct {
+		Process struct {
+			Args []string `json:"args"`
+		} `json:"process"`
+	}
+	if json.Unmarshal(spec, &s) != nil {
+		return nil
+	}
+	return s.Process.Args
+}
+
+// forEach runs fn for every name, printing the name after each success
+// (as docker kill/stop/rm do); it returns an error if any failed, after
+// reporting each failure on stderr.
+func (e *env) forEach(args []string, fn func(id string) error) error {
+	failed := 0
+	var last error
+	for _, id := range args {
+		if err := fn(id); err != nil {
+			failed++
+			last = err
+			if len(args) > 1 {
+				fmt.Fprintf(e.stderr, "xctl: %s\n", client.Message(err))
+			}
+			continue
+		}
+		fmt.Fprintln(e.stdout, id)
+	}
+	switch {
+	case failed == 0:
+		return nil
+	case len(args) == 1:
+		return last
+	}
+	return &exitCode{code: exitError}
+}
+
+// runKill is `xctl kill`: Tasks.Kill of each init.
+func runKill(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	sig, err := parseSignal(fs.str("signal"))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	return e.forEach(args, func(id string) error {
+		_, err := c.Tasks().Kill(ctx, &xdv1.KillRequest{ContainerId: id, Signal: uint32(sig), All: fs.boolean("all")})
+		return err
+	})
+}
+
+// runStop is `xctl stop`: Tasks.Stop (SIGTERM, SIGKILL after -t seconds).
+func runStop(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	timeout, err := fs.integer("time")
+	if err != nil {
+		return err
+	}
+	if timeout < 0 {
+		return usagef("invalid --time %d", timeout)
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	return e.forEach(args, func(id string) error {
+		_, err := c.Tasks().Stop(ctx, &xdv1.StopRequest{ContainerId: id, TimeoutSeconds: uint32(timeout)})
+		return err
+	})
+}
+
+// runRm is `xctl rm`: with -f, Containers.Delete force; without, a
+// stopped task is removed first (Tasks.Get, Tasks.Delete) as docker rm of
+// an exited container does, then Containers.Delete (xd refuses a live one).
+func runRm(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	force := fs.boolean("force")
+	return e.forEach(args, func(id string) error {
+		if !force {
+			t, err := c.Tasks().Get(ctx, &xdv1.ContainerRequest{ContainerId: id})
+			switch {
+			case err == nil && (t.Status == xdv1.Status_STOPPED || t.Status == xdv1.Status_CREATED && t.Pid == 0):
+				if _, err := c.Tasks().Delete(ctx, &xdv1.DeleteTaskRequest{ContainerId: id}); err != nil && !client.IsNotFound(err) {
+					return err
+				}
+			case err == nil && isLive(t):
+				return fmt.Errorf("cannot remove container %q: it is %s: stop it first or use rm -f", id, strings.ToLower(t.Status.String()))
+			}
+		}
+		_, err := c.Containers().Delete(ctx, &xdv1.DeleteContainerRequest{Id: id, Force: force})
+		return err
+	})
+}
+
+// runWait is `xctl wait`: Tasks.Wait of each init, printing each status;
+// xctl exits with the last one.
+func runWait(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	var last uint32
+	for _, id := range args {
+		st, err := c.Tasks().Wait(ctx, &xdv1.WaitRequest{ContainerId: id})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, st.ExitStatus)
+		last = st.ExitStatus
+	}
+	if last != 0 {
+		return &exitCode{code: int(last)}
+	}
+	return nil
+}
+
+// inspectTask is the task part of inspect.
+type inspectTask struct {
+	Status      string     `json:"status"`
+	Pid         uint32     `json:"pid"`
+	ExitCode    uint32     `json:"exit_code"`
+	Signal      string     `json:"signal,omitempty"`
+	ExitedAt    *time.Time `json:"exited_at,omitempty"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	OOMKilled   bool       `json:"oom_killed"`
+	Error       string     `json:"error,omitempty"`
+	TTY         bool       `json:"tty"`
+	Stdin       bool       `json:"stdin"`
+	Runtime     string     `json:"runtime,omitempty"`
+	ShimAddress string     `json:"shim_address,omitempty"`
+}
+
+// inspectRecord is one element of inspect's JSON array.
+type inspectRecord struct {
+	ID            string            `json:"id"`
+	Image         string            `json:"image"`
+	Runtime       string            `json:"runtime"`
+	RuntimeBinary string            `json:"runtime_binary,omitempty"`
+	SnapshotKey   string            `json:"snapshot_key,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	CreatedAt     *time.Time        `json:"created_at,omitempty"`
+	UpdatedAt     *time.Time        `json:"updated_at,omitempty"`
+	Options       json.RawMessage   `json:"options,omitempty"`
+	Spec          json.RawMessage   `json:"spec,omitempty"`
+	Task          *inspectTask      `json:"task"`
+}
+
+// runInspect is `xctl inspect`: Containers.Get and Tasks.Get of each.
+func runInspect(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	out := []inspectRecord{}
+	var firstErr error
+	for _, id := range args {
+		ctr, err := c.Containers().Get(ctx, &xdv1.GetContainerRequest{Id: id})
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		t, err := c.Tasks().Get(ctx, &xdv1.ContainerRequest{ContainerId: id})
+		if err != nil && !client.IsNotFound(err) {
+			return err
+		}
+		out = append(out, newInspectRecord(ctr, t))
+	}
+	if err := writeJSON(e.stdout, out); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+func newInspectRecord(ctr *xdv1.Container, t *xdv1.Task) inspectRecord {
+	r := inspectRecord{
+		ID: ctr.Id, Image: ctr.Image, Runtime: ctr.Runtime, RuntimeBinary: ctr.RuntimeBinary,
+		SnapshotKey: ctr.SnapshotKey, Labels: ctr.Labels,
+		CreatedAt: tsPtr(ctr.CreatedAt), UpdatedAt: tsPtr(ctr.UpdatedAt),
+	}
+	if ctr.Options != nil {
+		mo := protojson.MarshalOptions{UseProtoNames: true}
+		if b, err := mo.Marshal(ctr.Options); err == nil {
+			r.Options = b
+		}
+	}
+	if json.Valid(ctr.Spec) {
+		r.Spec = ctr.Spec
+	}
+	if t != nil {
+		r.Task = &inspectTask{
+			Status: strings.ToLower(t.Status.String()), Pid: t.Pid, ExitCode: t.ExitStatus,
+			ExitedAt: tsPtr(t.ExitedAt), StartedAt: tsPtr(t.StartedAt),
+			OOMKilled: t.OomKilled, Error: t.Error, TTY: t.Tty, Stdin: t.Stdin,
+			Runtime: t.Runtime, ShimAddress: t.ShimAddress,
+		}
+		if t.Status == xdv1.Status_STOPPED {
+			r.Task.Signal = exitSignal(t.ExitStatus)
+		}
+	}
+	return r
+}
+
+func tsPtr(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime()
+	return &t
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(v)
+}
+
+// runSimple wraps a per-container call that prints the name on success.
+func runSimple(call func(ctx context.Context, c *client.Client, id string) error) func(context.Context, *env, *flagSet, []string) error {
+	return func(ctx context.Context, e *env, fs *flagSet, args []string) error {
+		c, err := e.connect()
+		if err != nil {
+			return err
+		}
+		return e.forEach(args, func(id string) error { return call(ctx, c, id) })
+	}
+}
+
+// runTop is `xctl top`: Tasks.Pids.
+func runTop(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	r, err := c.Tasks().Pids(ctx, &xdv1.ContainerRequest{ContainerId: args[0]})
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(w, "PID\tEXEC ID")
+	for _, p := range r.Processes {
+		fmt.Fprintf(w, "%d\t%s\n", p.Pid, p.ExecId)
+	}
+	return w.Flush()
+}
+
+// runStats is `xctl stats`: Tasks.Metrics, its JSON indented.
+func runStats(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	r, err := c.Tasks().Metrics(ctx, &xdv1.ContainerRequest{ContainerId: args[0]})
+	if err != nil {
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(r.Json, &v); err != nil {
+		return fmt.Errorf("metrics of %s (%s) are not JSON: %w", args[0], r.TypeUrl, err)
+	}
+	return writeJSON(e.stdout, v)
+}
+
+// runLogs is `xctl logs`: the Tasks.Logs stream, stdout entries to our
+// stdout and stderr entries to our stderr.
+func runLogs(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	stream, err := c.Tasks().Logs(ctx, &xdv1.LogsRequest{ContainerId: args[0], Follow: fs.boolean("follow")})
+	if err != nil {
+		return err
+	}
+	for {
+		entry, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if entry.Stream == "stderr" {
+			e.stderr.Write(entry.Data)
+		} else if _, err := e.stdout.Write(entry.Data); err != nil {
+			return err
+		}
+	}
+}

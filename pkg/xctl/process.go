@@ -1,0 +1,170 @@
+package xctl
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/xstack/xstack/pkg/client"
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+// procSpec names a process to attach to and start, and how.
+type procSpec struct {
+	containerID string
+	execID      string // "" for the container's init
+	stdin       bool   // forward our stdin
+	tty         bool   // the process has a terminal
+}
+
+// errNotStarted wraps an error that happened before the process started.
+type errNotStarted struct{ err error }
+
+func (e *errNotStarted) Error() string { return e.err.Error() }
+func (e *errNotStarted) Unwrap() error { return e.err }
+
+// attachStartWait runs a created process in the foreground: Tasks.Attach
+// (first message names the process), Tasks.Wait (written to the socket
+// before Start is sent), Tasks.Start, then it copies the output until the
+// attach stream ends and returns the exit status from Wait. While it runs,
+// SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded with Tasks.Kill and, with a
+// terminal, our window size follows with Tasks.ResizePty. Errors before the
+// process started are *errNotStarted.
+func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec) (uint32, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Tasks().Attach(ctx)
+	if err != nil {
+		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
+	}
+	if err := stream.Send(&xdv1.AttachRequest{ContainerId: p.containerID, ExecId: p.execID}); err != nil {
+		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
+	}
+	waitCh := c.SendWait(ctx, p.containerID, p.execID)
+
+	inFd, inTerm := terminalFd(e.stdin)
+	if p.tty && p.stdin && inTerm {
+		old, err := term.MakeRaw(inFd)
+		if err != nil {
+			return 0, &errNotStarted{fmt.Errorf("set terminal raw: %w", err)}
+		}
+		defer term.Restore(inFd, old)
+	}
+
+	sigs, stopSigs := notifySignals(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGWINCH)
+	defer stopSigs()
+
+	if _, err := c.Tasks().Start(ctx, &xdv1.StartRequest{ContainerId: p.containerID, ExecId: p.execID}); err != nil {
+		return 0, &errNotStarted{err}
+	}
+
+	if p.tty {
+		e.resize(ctx, c, p)
+	}
+	go func() {
+		for {
+			var s os.Signal
+			select {
+			case <-ctx.Done():
+				return
+			case s = <-sigs:
+			}
+			switch s {
+			case syscall.SIGWINCH:
+				if p.tty {
+					e.resize(ctx, c, p)
+				}
+			default:
+				sig := s.(syscall.Signal)
+				if _, err := c.Tasks().Kill(ctx, &xdv1.KillRequest{ContainerId: p.containerID, ExecId: p.execID, Signal: uint32(sig)}); err != nil && ctx.Err() == nil {
+					fmt.Fprintf(e.stderr, "xctl: forward %s: %s\n", unix.SignalName(sig), client.Message(err))
+				}
+			}
+		}
+	}()
+	if p.stdin {
+		go copyStdin(e.stdin, stream)
+	}
+
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return 0, fmt.Errorf("attach: %w", err)
+		}
+		if len(resp.Stdout) > 0 {
+			if _, err := e.stdout.Write(resp.Stdout); err != nil {
+				return 0, err
+			}
+		}
+		if len(resp.Stderr) > 0 {
+			e.stderr.Write(resp.Stderr)
+		}
+	}
+	r := <-waitCh
+	if r.Err != nil {
+		return 0, fmt.Errorf("wait: %w", r.Err)
+	}
+	return r.Status.GetExitStatus(), nil
+}
+
+// copyStdin sends our stdin to the process, then closes the process's.
+func copyStdin(in io.Reader, stream xdv1.Tasks_AttachClient) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if stream.Send(&xdv1.AttachRequest{Stdin: append([]byte(nil), buf[:n]...)}) != nil {
+				return
+			}
+		}
+		if err != nil {
+			stream.Send(&xdv1.AttachRequest{CloseStdin: true})
+			return
+		}
+	}
+}
+
+// resize sends our terminal's size (of stdout, else stdin) to the process.
+func (e *env) resize(ctx context.Context, c *client.Client, p procSpec) {
+	fd, ok := terminalFd(e.stdout)
+	if !ok {
+		if fd, ok = terminalFd(e.stdin); !ok {
+			return
+		}
+	}
+	w, h, err := term.GetSize(fd)
+	if err != nil || w <= 0 || h <= 0 {
+		return
+	}
+	if _, err := c.Tasks().ResizePty(ctx, &xdv1.ResizePtyRequest{ContainerId: p.containerID, ExecId: p.execID, Width: uint32(w), Height: uint32(h)}); err != nil && e.debug {
+		fmt.Fprintf(e.stderr, "DEBU resize: %v\n", err)
+	}
+}
+
+// terminalFd returns the descriptor of f when it is a terminal.
+func terminalFd(f any) (int, bool) {
+	file, ok := f.(*os.File)
+	if !ok || file == nil {
+		return 0, false
+	}
+	fd := int(file.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// randomID is 12 hex digits.
+func randomID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
