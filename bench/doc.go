@@ -1,15 +1,19 @@
 // Command bench is the benchmark behind `make bench`: it compares xrunc,
-// xstack's OCI runtime, with runc 1.1.5 and crun 1.8.1, and xshim, xstack's
-// shim, with containerd-shim-runc-v2 1.6, side by side in one run and
+// xstack's OCI runtime, with runc 1.1.5 and crun 1.8.1, xshim, xstack's
+// shim, with containerd-shim-runc-v2 1.6, and xd with xctl, xstack's daemon
+// and client, with containerd 1.6 and ctr, side by side in one run and
 // prints the ratios that reference.md sets targets for.
 //
 // Usage (as root):
 //
 //	XSTACK_BINDIR=/work/main/bin go run ./bench [-runtimes=xrunc,runc,crun|none] [-n 20] [-json]
 //		[-shims=true] [-shim-containers 20] [-shim-runtimes runc,xrunc] [-shim-settle 2s]
+//		[-daemons=true] [-daemon-n 20] [-daemon-list 20] [-daemon-restart 100] [-daemon-restarts 5]
+//		[-daemon-image FILE]
 //
-// -runtimes none runs only the shim benchmark, -shims=false only the
-// runtime benchmarks.
+// -runtimes none skips the runtime benchmarks, -shims=false the shim
+// benchmark, -daemons=false the daemon benchmark; for the daemon benchmark
+// alone: -runtimes none -shims=false.
 //
 // For every runtime it measures, with a /bin/true container on a static
 // busybox rootfs:
@@ -84,8 +88,51 @@
 // cleaned up. Shims are reparented to the bench (the subreaper), which
 // reaps them; a shim still running after Shutdown is killed by its pidfd.
 //
-// The exit status is non-zero if any step of any runtime or shim failed, if
-// a container exited non-zero, or if a reference runtime or shim is
-// missing; a missing xrunc or xshim is reported and the others are
-// benchmarked.
+// The daemon benchmark (daemons.go) compares a private xd (default runtime
+// xshim + xrunc) driven by xctl with a private containerd 1.6 (runc through
+// io.containerd.runc.v2) driven by ctr. Both run in one private mount
+// namespace with a tmpfs on /run, held by an anchor process (`unshare
+// --mount --propagation private sh -c 'mount -t tmpfs tmpfs /run && exec
+// sleep infinity'`, shim-protocol.md §4.5), so containerd's hard-coded
+// /run/containerd/s and xshim's /run/xstack/s are private; the daemons and
+// every client call enter it with `nsenter -t ANCHOR -m`, so both clients
+// pay the same nsenter exec. Each daemon has its own root, state and socket
+// under the temp dir; containerd's config disables CRI and keeps the opt
+// plugin out of /opt. The image is an OCI image-layout tar built with
+// `go run ./contrib/busybox-image` (or -daemon-image), imported into both
+// with `images import` (ctr needs no extra flag for it) under the name in
+// its index.json; every container lives in the namespace
+// xstack-bench-d<pid>. It measures, the daemons taking turns in a rotating
+// order, each client call timed as fork+exec+wait like the runtime steps:
+//
+//   - end to end, -daemon-n times after -warmup: `xctl run --rm --name ID
+//     IMAGE /bin/true` against `ctr run --rm IMAGE ID /bin/true`;
+//   - -daemon-list sleeping containers started in each (`run -d`, /bin/sleep
+//     3600; each start is timed too), then listing them, -daemon-n times
+//     after -warmup: `xctl ps` against `ctr task ls`;
+//   - more sleeping containers up to -daemon-restart, their init pids read
+//     (`xctl ps --format json`, `ctr task ls`), then -daemon-restarts
+//     restarts of each daemon: SIGTERM to the daemon (by its pid; it is our
+//     child) and wait for its exit (timed as "stop"), check every init is
+//     still alive, start the daemon again and time from the start of the new
+//     process until its list shows all of them running, polled every 10 ms
+//     (`xctl ps -q` lines, `ctr task ls` RUNNING rows); then every container
+//     must have kept its init pid, or it counts as lost and the run fails.
+//
+// The report has the medians (p90, max), the ratios xd/containerd and
+// whether reference.md's targets are met (run --rm ≤ 0.33, list ≤ 0.5,
+// restart ≤ 0.25); a missed target is reported, not a failure. Teardown
+// removes every container of the namespace through its daemon (`xctl rm
+// -f`; `ctr task rm -f`, `ctr container rm`) and checks none is left, stops
+// the daemons with SIGTERM, checks that no process is left in the private
+// namespace (a leftover is killed by its pidfd and fails the run), that no
+// shim socket or mount is left in it (noted; they end with it), kills the
+// anchor, and removes the cgroup parents /<ns> (containerd) and /xd/<ns>
+// (xd) in every hierarchy, and /xd if the benchmark created it and it is
+// empty; a container cgroup still there is noted.
+//
+// The exit status is non-zero if any step of any runtime, shim or daemon
+// failed, if a container exited non-zero or was lost, or if a reference
+// runtime, shim or daemon is missing; a missing xrunc, xshim, xd or xctl is
+// reported and the others are benchmarked.
 package main

@@ -41,6 +41,16 @@ type options struct {
 	shimRuntimes   string
 	shimSettle     time.Duration
 	xshim, refShim string
+	// The daemon benchmark (daemons.go).
+	daemons        bool
+	daemonN        int
+	daemonList     int
+	daemonRestart  int
+	daemonRestarts int
+	daemonImage    string
+	xd, xctl       string
+	containerd     string
+	ctr            string
 }
 
 // target is one runtime under test and its samples.
@@ -69,10 +79,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	bindir := os.Getenv("XSTACK_BINDIR")
-	defXrunc, defXshim := "", ""
+	defXrunc, defXshim, defXd, defXctl := "", "", "", ""
 	if bindir != "" {
 		defXrunc = filepath.Join(bindir, "xrunc")
 		defXshim = filepath.Join(bindir, "xshim")
+		defXd = filepath.Join(bindir, "xd")
+		defXctl = filepath.Join(bindir, "xctl")
 	}
 	fs.IntVar(&o.n, "n", 20, "measured containers per runtime and per measurement")
 	fs.IntVar(&o.warmup, "warmup", 1, "unrecorded warm-up iterations")
@@ -90,11 +102,25 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.shimSettle, "shim-settle", 2*time.Second, "pause between the last container start and the shim measurement")
 	fs.StringVar(&o.xshim, "xshim", defXshim, "xshim binary (default $XSTACK_BINDIR/xshim)")
 	fs.StringVar(&o.refShim, "runc-shim", "/usr/bin/containerd-shim-runc-v2", "the reference shim binary")
+	fs.BoolVar(&o.daemons, "daemons", true, "run the daemon benchmark (xd + xctl vs containerd + ctr)")
+	fs.IntVar(&o.daemonN, "daemon-n", 20, "measured run --rm and list calls per daemon")
+	fs.IntVar(&o.daemonList, "daemon-list", 20, "running containers per daemon while listing")
+	fs.IntVar(&o.daemonRestart, "daemon-restart", 100, "running containers per daemon at the restarts (≥ -daemon-list)")
+	fs.IntVar(&o.daemonRestarts, "daemon-restarts", 5, "restarts per daemon")
+	fs.StringVar(&o.daemonImage, "daemon-image", "", "OCI image-layout tar to import (default: built with contrib/busybox-image)")
+	fs.StringVar(&o.xd, "xd", defXd, "xd binary (default $XSTACK_BINDIR/xd)")
+	fs.StringVar(&o.xctl, "xctl", defXctl, "xctl binary (default $XSTACK_BINDIR/xctl)")
+	fs.StringVar(&o.containerd, "containerd", "/usr/bin/containerd", "the reference daemon binary")
+	fs.StringVar(&o.ctr, "ctr", "/usr/bin/ctr", "the reference daemon's client")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if o.n < 1 || o.warmup < 0 || o.shimContainers < 1 || o.shimSettle < 0 || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "bench: -n and -shim-containers must be ≥ 1, -warmup and -shim-settle ≥ 0, and no arguments")
+		return 2
+	}
+	if o.daemonN < 1 || o.daemonList < 1 || o.daemonRestart < o.daemonList || o.daemonRestarts < 1 {
+		fmt.Fprintln(stderr, "bench: -daemon-n, -daemon-list and -daemon-restarts must be ≥ 1, -daemon-restart ≥ -daemon-list")
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -156,8 +182,10 @@ type bench struct {
 	rssFloor int64
 	// shims is the shim memory benchmark, nil without -shims.
 	shims *shimBench
-	stop  atomic.Bool
-	sigs  chan os.Signal
+	// daemons is the daemon benchmark, nil without -daemons.
+	daemons *daemonBench
+	stop    atomic.Bool
+	sigs    chan os.Signal
 }
 
 func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
@@ -167,8 +195,8 @@ func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(names) == 0 && !o.shims {
-		return nil, errors.New("nothing to benchmark: -runtimes none and -shims=false")
+	if len(names) == 0 && !o.shims && !o.daemons {
+		return nil, errors.New("nothing to benchmark: -runtimes none, -shims=false and -daemons=false")
 	}
 	tmp, err := os.MkdirTemp("", "xstack-bench-")
 	if err != nil {
@@ -221,6 +249,12 @@ func newBench(o options, stdout, stderr io.Writer) (*bench, error) {
 		if b.shims, err = newShimBench(o, tmp); err != nil {
 			b.removeTmp()
 			return nil, fmt.Errorf("shims: %w", err)
+		}
+	}
+	if o.daemons {
+		if b.daemons, err = newDaemonBench(o, tmp); err != nil {
+			b.removeTmp()
+			return nil, fmt.Errorf("daemons: %w", err)
 		}
 	}
 	// Workers are started last so an early error above leaves nothing to
@@ -368,6 +402,9 @@ func (b *bench) measure() bool {
 		if !b.stop.Load() && b.shims.run(b) {
 			failed = true
 		}
+	}
+	if b.daemons != nil && !b.stop.Load() && b.daemons.run(b) {
+		failed = true
 	}
 	if b.stop.Load() {
 		fmt.Fprintln(b.stderr, "bench: interrupted")
@@ -596,6 +633,7 @@ type report struct {
 	Floor    *floorReport    `json:"floor,omitempty"`
 	RSS      rssReport       `json:"create_rss_method"`
 	Shims    *shimReport     `json:"shims,omitempty"`
+	Daemons  *daemonReport   `json:"daemons,omitempty"`
 	OK       bool            `json:"ok"`
 }
 
@@ -659,6 +697,12 @@ func (b *bench) report() *report {
 	if b.shims != nil {
 		r.Shims = b.shims.report()
 		if !r.Shims.OK {
+			r.OK = false
+		}
+	}
+	if b.daemons != nil {
+		r.Daemons = b.daemons.report()
+		if !r.Daemons.OK {
 			r.OK = false
 		}
 	}
@@ -740,6 +784,9 @@ func printTable(w io.Writer, r *report) {
 	}
 	if r.Shims != nil {
 		printShimTable(&buf, r.Shims)
+	}
+	if r.Daemons != nil {
+		printDaemonTable(&buf, r.Daemons)
 	}
 	if !r.OK {
 		buf.WriteString("RESULT: FAILED (figures above are incomplete or measured failures)\n")

@@ -136,10 +136,17 @@ func setSubreaper() error {
 // own process group so a ^C on the terminal does not kill a step halfway:
 // the benchmark stops between steps instead.
 func execTimed(argv []string) (procResult, error) {
+	return execTimedStderr(argv, devNull)
+}
+
+// execTimedStderr is execTimed with stderr on the given file (stdin and
+// stdout stay on /dev/null): the daemon benchmark keeps its clients' error
+// messages without a pipe and a copying goroutine in the timed path.
+func execTimedStderr(argv []string, stderr *os.File) (procResult, error) {
 	fd := devNull.Fd()
 	attr := &syscall.ProcAttr{
 		Env:   childEnv,
-		Files: []uintptr{fd, fd, fd},
+		Files: []uintptr{fd, fd, stderr.Fd()},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	var r procResult

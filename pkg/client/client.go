@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/containerd/ttrpc"
@@ -36,7 +35,6 @@ func WithDebug(logf func(format string, args ...any)) Option {
 type Client struct {
 	address   string
 	namespace string
-	conn      *nsConn
 	ttrpc     *ttrpc.Client
 
 	containers xdv1.ContainersService
@@ -44,11 +42,6 @@ type Client struct {
 	tasks      xdv1.TasksClient
 	events     xdv1.EventsClient
 	version    xdv1.VersionService
-
-	// waitMu makes SendWait calls one at a time, so the single pending
-	// "request written" notification of the connection belongs to the
-	// caller that holds it.
-	waitMu sync.Mutex
 }
 
 // New dials xd at address (DefaultAddress when empty) and returns a client
@@ -69,9 +62,8 @@ func New(address, namespace string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to xd at %s: is xd running? (%w)", address, err)
 	}
-	conn := newNSConn(raw, namespace)
-	c := &Client{address: address, namespace: namespace, conn: conn}
-	c.ttrpc = ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(c.unaryInterceptor(o.debug)))
+	c := &Client{address: address, namespace: namespace}
+	c.ttrpc = ttrpc.NewClient(raw, ttrpc.WithUnaryClientInterceptor(c.unaryInterceptor(o.debug)))
 	c.containers = xdv1.NewContainersClient(c.ttrpc)
 	c.images = xdv1.NewImagesClient(c.ttrpc)
 	c.tasks = xdv1.NewTasksClient(c.ttrpc)
@@ -81,8 +73,9 @@ func New(address, namespace string, opts ...Option) (*Client, error) {
 }
 
 // unaryInterceptor sets the namespace header on the request itself, which
-// is where ttrpc reads metadata from. (Streams get theirs from nsConn: ttrpc
-// v1.2 sends no metadata on streams and has no stream client interceptor.)
+// is where ttrpc reads metadata from. (ttrpc sends no metadata with streams:
+// the streaming requests carry a namespace field, which callers fill from
+// Namespace.)
 func (c *Client) unaryInterceptor(debug func(string, ...any)) ttrpc.UnaryClientInterceptor {
 	return func(ctx context.Context, req *ttrpc.Request, resp *ttrpc.Response, info *ttrpc.UnaryClientInfo, invoke ttrpc.Invoker) error {
 		req.Metadata = setNamespace(req.Metadata, c.namespace)
@@ -143,27 +136,15 @@ type WaitResult struct {
 	Err    error
 }
 
-// SendWait issues Tasks.Wait for a process and returns once the request has
-// been written to xd's socket, so a Tasks.Start sent afterwards reaches xd
-// after it. The result arrives on the returned channel (buffered, one
-// value). Cancel ctx to abandon the wait.
+// SendWait issues Tasks.Wait for a process in the background; the result
+// arrives on the returned channel (buffered, one value). xd holds a
+// process's exit status until it is deleted, so the Wait may reach xd
+// before or after Start without missing the exit. Cancel ctx to abandon it.
 func (c *Client) SendWait(ctx context.Context, containerID, execID string) <-chan WaitResult {
-	c.waitMu.Lock()
-	defer c.waitMu.Unlock()
-	sent := c.conn.notifyRequest("xd.v1.Tasks", "Wait")
 	done := make(chan WaitResult, 1)
 	go func() {
 		st, err := c.tasks.Wait(ctx, &xdv1.WaitRequest{ContainerId: containerID, ExecId: execID})
 		done <- WaitResult{Status: st, Err: err}
 	}()
-	select {
-	case <-sent:
-		return done
-	case r := <-done:
-		// Failed before (or without) the write: hand the result back.
-		c.conn.cancelNotify(sent)
-		ch := make(chan WaitResult, 1)
-		ch <- r
-		return ch
-	}
+	return done
 }

@@ -113,15 +113,11 @@ func (a *tasksService) List(ctx context.Context, _ *xdv1.ListTasksRequest) (*xdv
 }
 
 func (a *tasksService) Attach(ctx context.Context, stream xdv1.Tasks_AttachServer) error {
-	ctx, err := streamNamespace(ctx)
-	if err != nil {
-		return err
-	}
 	return errgrpc.ToGRPC(a.s.attach(ctx, stream))
 }
 
 func (a *tasksService) Logs(ctx context.Context, r *xdv1.LogsRequest, stream xdv1.Tasks_LogsServer) error {
-	ctx, err := streamNamespace(ctx)
+	ctx, err := streamNamespace(ctx, r.Namespace)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func (a *imagesService) Import(ctx context.Context, r *xdv1.ImportRequest) (*xdv
 }
 
 func (a *imagesService) Pull(ctx context.Context, r *xdv1.PullRequest, stream xdv1.Images_PullServer) error {
-	ctx, err := streamNamespace(ctx)
+	ctx, err := streamNamespace(ctx, r.Namespace)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ func (s *Server) attach(ctx context.Context, stream xdv1.Tasks_AttachServer) err
 	if err != nil {
 		return fmt.Errorf("attach: no request: %w", errdefs.ErrInvalidArgument)
 	}
+	if ctx, err = streamNamespace(ctx, first.Namespace); err != nil {
+		return err
+	}
 	t, err := s.requireTask(ctx, first.ContainerId)
 	if err != nil {
 		return err

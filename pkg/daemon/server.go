@@ -202,11 +202,18 @@ func (s *Server) unaryInterceptor(ctx context.Context, unmarshal ttrpc.Unmarshal
 	return resp, nil
 }
 
-// streamNamespace does for streaming calls what the unary interceptor does
-// (this ttrpc has no stream server interceptor option).
-func streamNamespace(ctx context.Context) (context.Context, error) {
-	ctx, err := namespaceFromMetadata(ctx)
-	return ctx, errgrpc.ToGRPC(err)
+// streamNamespace does for streaming calls what the unary interceptor does:
+// ttrpc sends no metadata with streams, so the request names its namespace
+// (the metadata is still honoured should a client send it).
+func streamNamespace(ctx context.Context, requested string) (context.Context, error) {
+	if requested == "" {
+		ctx, err := namespaceFromMetadata(ctx)
+		return ctx, errgrpc.ToGRPC(err)
+	}
+	if err := metadata.ValidateName("namespace", requested); err != nil {
+		return ctx, errgrpc.ToGRPC(err)
+	}
+	return withNamespace(ctx, requested), nil
 }
 
 // forwarded handles an event a shim published. Exits and deletes are

@@ -256,6 +256,9 @@ func (pio *processIO) attachConsole(master *os.File, p stdioPaths) error {
 		go func() {
 			defer pio.copies.Done()
 			_, _ = io.Copy(out, master)
+			// The terminal is gone (its last holder exited): the client
+			// reads EOF, as from a process's own stdout.
+			out.Close()
 		}()
 	}
 	return nil

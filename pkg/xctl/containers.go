@@ -389,7 +389,7 @@ func runLogs(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	stream, err := c.Tasks().Logs(ctx, &xdv1.LogsRequest{ContainerId: args[0], Follow: fs.boolean("follow")})
+	stream, err := c.Tasks().Logs(ctx, &xdv1.LogsRequest{ContainerId: args[0], Follow: fs.boolean("follow"), Namespace: c.Namespace()})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ func runPull(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	req.Namespace = c.Namespace()
 	stream, err := c.Images().Pull(ctx, req)
 	if err != nil {
 		return err

@@ -52,6 +52,7 @@ type env struct {
 	namespace    string
 	namespaceSet bool // --namespace/-n or XD_NAMESPACE was given
 	debug        bool
+	getenv       func(string) string
 
 	stdin  io.Reader
 	stdout io.Writer
@@ -110,7 +111,12 @@ func Main(args []string) int {
 // Run runs xctl with argv (without the program name) and the given streams
 // and returns the exit code.
 func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	return runWith(argv, stdin, stdout, stderr, os.Getenv)
+}
+
+// runWith is Run reading XD_ADDRESS and XD_NAMESPACE through getenv.
+func runWith(argv []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	err := run(e, argv)
 	if e.client != nil {
 		e.client.Close()
@@ -140,9 +146,9 @@ func run(e *env, argv []string) error {
 	if err != nil {
 		return err
 	}
-	e.address = firstNonEmpty(flagOrEnv(gfs, "address", "XD_ADDRESS"), client.DefaultAddress)
-	e.namespace = firstNonEmpty(flagOrEnv(gfs, "namespace", "XD_NAMESPACE"), "default")
-	e.namespaceSet = gfs.isSet("namespace") || os.Getenv("XD_NAMESPACE") != ""
+	e.address = firstNonEmpty(flagOrEnv(gfs, "address", e.getenv("XD_ADDRESS")), client.DefaultAddress)
+	e.namespace = firstNonEmpty(flagOrEnv(gfs, "namespace", e.getenv("XD_NAMESPACE")), "default")
+	e.namespaceSet = gfs.isSet("namespace") || e.getenv("XD_NAMESPACE") != ""
 	e.debug = gfs.boolean("debug")
 	if gfs.boolean("version") {
 		return printClientVersion(e)
@@ -248,11 +254,11 @@ func printCommandHelp(w io.Writer, prefix string, c *command) {
 	printFlags(w, c.flags)
 }
 
-func flagOrEnv(fs *flagSet, name, envVar string) string {
+func flagOrEnv(fs *flagSet, name, envValue string) string {
 	if fs.isSet(name) {
 		return fs.str(name)
 	}
-	return os.Getenv(envVar)
+	return envValue
 }
 
 func firstNonEmpty(s ...string) string {

@@ -32,8 +32,8 @@ func (e *errNotStarted) Error() string { return e.err.Error() }
 func (e *errNotStarted) Unwrap() error { return e.err }
 
 // attachStartWait runs a created process in the foreground: Tasks.Attach
-// (first message names the process), Tasks.Wait (written to the socket
-// before Start is sent), Tasks.Start, then it copies the output until the
+// (first message names the process; xd acknowledges it), Tasks.Wait,
+// Tasks.Start, then it copies the output until the
 // attach stream ends and returns the exit status from Wait. While it runs,
 // SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded with Tasks.Kill and, with a
 // terminal, our window size follows with Tasks.ResizePty. Errors before the
@@ -45,7 +45,12 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 	if err != nil {
 		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
 	}
-	if err := stream.Send(&xdv1.AttachRequest{ContainerId: p.containerID, ExecId: p.execID}); err != nil {
+	if err := stream.Send(&xdv1.AttachRequest{ContainerId: p.containerID, ExecId: p.execID, Namespace: c.Namespace()}); err != nil {
+		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
+	}
+	// xd acknowledges once the stream is attached: from then on no output
+	// is missed, so Start may go.
+	if _, err := stream.Recv(); err != nil {
 		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
 	}
 	waitCh := c.SendWait(ctx, p.containerID, p.execID)

@@ -1169,7 +1169,10 @@ type AttachRequest struct {
 	// Data for the process's stdin.
 	Stdin []byte `protobuf:"bytes,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// No more stdin: close the process's stdin.
-	CloseStdin    bool `protobuf:"varint,4,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
+	CloseStdin bool `protobuf:"varint,4,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
+	// First message only: the namespace (ttrpc carries no metadata on
+	// streams, so streaming requests name it themselves; empty = "default").
+	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1232,6 +1235,13 @@ func (x *AttachRequest) GetCloseStdin() bool {
 	return false
 }
 
+func (x *AttachRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
 type AttachResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stdout        []byte                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
@@ -1288,7 +1298,9 @@ type LogsRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
 	// Keep streaming new output until the container's output ends.
-	Follow        bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	// See AttachRequest.namespace.
+	Namespace     string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1335,6 +1347,13 @@ func (x *LogsRequest) GetFollow() bool {
 		return x.Follow
 	}
 	return false
+}
+
+func (x *LogsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 type LogEntry struct {
@@ -1479,19 +1498,21 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\x05stdin\x18\x03 \x01(\bR\x05stdin\"\x12\n" +
 	"\x10ListTasksRequest\"6\n" +
 	"\x11ListTasksResponse\x12!\n" +
-	"\x05tasks\x18\x01 \x03(\v2\v.xd.v1.TaskR\x05tasks\"\x82\x01\n" +
+	"\x05tasks\x18\x01 \x03(\v2\v.xd.v1.TaskR\x05tasks\"\xa0\x01\n" +
 	"\rAttachRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x14\n" +
 	"\x05stdin\x18\x03 \x01(\fR\x05stdin\x12\x1f\n" +
 	"\vclose_stdin\x18\x04 \x01(\bR\n" +
-	"closeStdin\"@\n" +
+	"closeStdin\x12\x1c\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"@\n" +
 	"\x0eAttachResponse\x12\x16\n" +
 	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
-	"\x06stderr\x18\x02 \x01(\fR\x06stderr\"H\n" +
+	"\x06stderr\x18\x02 \x01(\fR\x06stderr\"f\n" +
 	"\vLogsRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"f\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"f\n" +
 	"\bLogEntry\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12.\n" +

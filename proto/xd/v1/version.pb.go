@@ -5,8 +5,10 @@
 // source: xd/v1/version.proto
 
 // xd's own API, served over ttrpc on xd's socket (default /run/xd/xd.sock).
-// Every call carries the namespace in the ttrpc metadata key "xd-namespace"
-// ("default" when absent), as containerd carries "containerd-namespace-ttrpc".
+// Every unary call carries the namespace in the ttrpc metadata key
+// "xd-namespace" ("default" when absent), as containerd carries
+// "containerd-namespace-ttrpc". ttrpc sends no metadata with streams, so the
+// streaming requests (Attach, Logs, Pull) have a namespace field instead.
 
 package xdv1
 

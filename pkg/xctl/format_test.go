@@ -1,0 +1,169 @@
+package xctl
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	xdv1 "github.com/xstack/xstack/proto/xd/v1"
+)
+
+func TestHumanSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   int64
+		want string
+	}{
+		{0, "0B"}, {512, "512B"}, {999, "999B"}, {1000, "1kB"}, {1536, "1.54kB"},
+		{4_260_000, "4.26MB"}, {1_200_000_000, "1.2GB"}, {3_000_000_000_000, "3TB"},
+	}
+	for _, tc := range tests {
+		if got := humanSize(tc.in); got != tc.want {
+			t.Errorf("humanSize(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "Less than a second"}, {time.Second, "1 second"}, {3 * time.Second, "3 seconds"},
+		{59 * time.Second, "59 seconds"}, {61 * time.Second, "About a minute"}, {2 * time.Minute, "2 minutes"},
+		{59 * time.Minute, "59 minutes"}, {time.Hour, "About an hour"}, {5 * time.Hour, "5 hours"},
+		{3 * 24 * time.Hour, "3 days"}, {3 * 7 * 24 * time.Hour, "3 weeks"}, {90 * 24 * time.Hour, "3 months"},
+		{3 * 365 * 24 * time.Hour, "3 years"},
+	}
+	for _, tc := range tests {
+		if got := humanDuration(tc.in); got != tc.want {
+			t.Errorf("humanDuration(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestTaskStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	ts := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(now.Add(-d)) }
+	tests := []struct {
+		name string
+		task *xdv1.Task
+		want string
+	}{
+		{"no task", nil, "Created"},
+		{"created", &xdv1.Task{Status: xdv1.Status_CREATED}, "Created"},
+		{"running", &xdv1.Task{Status: xdv1.Status_RUNNING, StartedAt: ts(3 * time.Second)}, "Up 3 seconds"},
+		{"running no start time", &xdv1.Task{Status: xdv1.Status_RUNNING}, "Up"},
+		{"paused", &xdv1.Task{Status: xdv1.Status_PAUSED, StartedAt: ts(2 * time.Hour)}, "Up 2 hours (Paused)"},
+		{"exited", &xdv1.Task{Status: xdv1.Status_STOPPED, ExitStatus: 3, ExitedAt: ts(2 * time.Minute)}, "Exited (3) 2 minutes ago"},
+		{"killed", &xdv1.Task{Status: xdv1.Status_STOPPED, ExitStatus: 137, ExitedAt: ts(time.Second)}, "Exited (137) 1 second ago"},
+		{"exited no time", &xdv1.Task{Status: xdv1.Status_STOPPED}, "Exited (0)"},
+		{"unknown with error", &xdv1.Task{Status: xdv1.Status_UNKNOWN, Error: "shim lost"}, "Error"},
+		{"unknown", &xdv1.Task{Status: xdv1.Status_UNKNOWN}, "Unknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := taskStatus(tc.task, now); got != tc.want {
+				t.Errorf("taskStatus = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    unix.Signal
+		wantErr bool
+	}{
+		{"KILL", unix.SIGKILL, false}, {"SIGTERM", unix.SIGTERM, false}, {"term", unix.SIGTERM, false},
+		{"sigusr1", unix.SIGUSR1, false}, {"9", unix.SIGKILL, false}, {"15", unix.SIGTERM, false},
+		{"0", 0, true}, {"65", 0, true}, {"-1", 0, true}, {"NOPE", 0, true}, {"", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := parseSignal(tc.in)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseSignal(%q) = %v, %v; want %v, err %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestExitSignal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   uint32
+		want string
+	}{
+		{0, ""}, {1, ""}, {128, ""}, {137, "SIGKILL"}, {143, "SIGTERM"}, {130, "SIGINT"}, {200, ""}, {255, ""},
+	}
+	for _, tc := range tests {
+		if got := exitSignal(tc.in); got != tc.want {
+			t.Errorf("exitSignal(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"1048576", 1048576, false}, {"100b", 100, false}, {"512k", 512 << 10, false}, {"512K", 512 << 10, false},
+		{"64m", 64 << 20, false}, {"64MB", 64 << 20, false}, {"64MiB", 64 << 20, false}, {"1g", 1 << 30, false},
+		{"1.5g", 3 << 29, false}, {"2t", 2 << 40, false}, {"0", 0, false},
+		{"", 0, true}, {"m", 0, true}, {"-1m", 0, true}, {"64x", 0, true}, {"lots", 0, true}, {"1e30g", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := parseMemory(tc.in)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseMemory(%q) = %d, %v; want %d, err %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseCPUs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"1", 1000, false}, {"1.5", 1500, false}, {"0.25", 250, false}, {"0.001", 1, false}, {"2.0005", 2001, false},
+		{"0", 0, true}, {"-1", 0, true}, {"0.0001", 0, true}, {"x", 0, true}, {"NaN", 0, true}, {"Inf", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := parseCPUs(tc.in)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseCPUs(%q) = %d, %v; want %d, err %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestSmallFormatters(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ got, want string }{
+		{shortDigest("sha256:0123456789abcdef0123"), "sha256:0123456789ab"},
+		{shortDigest("sha256:abc"), "sha256:abc"},
+		{shortDigest("0123456789abcdef"), "0123456789ab"},
+		{truncate("sh -c 'sleep 1000'", 10), "sh -c 'sl…"},
+		{truncate("short", 10), "short"},
+		{quoteArgs([]string{"sh", "-c", "echo hi"}), `sh -c "echo hi"`},
+		{quoteArgs([]string{"top"}), "top"},
+		{strings.Join(specArgs([]byte(`{"process":{"args":["a","b"]}}`)), " "), "a b"},
+		{strings.Join(specArgs([]byte(`not json`)), " "), ""},
+	}
+	for i, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("%d: got %q, want %q", i, tc.got, tc.want)
+		}
+	}
+}
