@@ -98,17 +98,21 @@ type daemon struct {
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
+
+	cgroupParent string
 }
 
 type daemonOption func(*daemon)
 
-// withConfig writes an xd config file.
+// withConfig adds to xd's config file.
 func withConfig(toml string) daemonOption {
-	return func(d *daemon) {
-		d.config = filepath.Join(d.dir, "xd.toml")
-		if err := os.WriteFile(d.config, []byte(toml), 0o600); err != nil {
-			d.t.Fatal(err)
-		}
+	return func(d *daemon) { d.writeConfig(toml) }
+}
+
+func (d *daemon) writeConfig(extra string) {
+	body := fmt.Sprintf("cgroup_parent = %q\n%s", d.cgroupParent, extra)
+	if err := os.WriteFile(d.config, []byte(body), 0o600); err != nil {
+		d.t.Fatal(err)
 	}
 }
 
@@ -126,6 +130,11 @@ func newDaemon(t *testing.T, opts ...daemonOption) *daemon {
 		t: t, dir: dir, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"),
 		address: filepath.Join(dir, "xd.sock"), bin: binary(t, "xd"), logPath: filepath.Join(dir, "xd.log"),
 	}
+	// Containers' cgroups go under a parent of this xd's own, removed at
+	// cleanup (xd, like runc, removes only each container's leaf).
+	d.cgroupParent = "/xd-test-" + testenv.RandHex(4)
+	d.config = filepath.Join(d.dir, "xd.toml")
+	d.writeConfig("")
 	for _, o := range opts {
 		o(d)
 	}
@@ -232,6 +241,12 @@ func (d *daemon) cleanup() {
 		}
 	}
 	d.signal(syscall.SIGTERM)
+	// A shim told to shut down exits a moment after it closed its
+	// connection.
+	for deadline := time.Now().Add(5 * time.Second); len(d.shimPids()) > 0 && time.Now().Before(deadline); {
+		reapChildren()
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, pid := range d.shimPids() {
 		t.Errorf("cleanup: shim %d left running; killing it", pid)
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -242,6 +257,9 @@ func (d *daemon) cleanup() {
 		for i := len(mounts) - 1; i >= 0; i-- {
 			unix.Unmount(mounts[i], unix.MNT_DETACH)
 		}
+	}
+	if err := testenv.RemoveCgroup(d.cgroupParent); err != nil {
+		t.Errorf("cleanup: cgroups under %s: %v", d.cgroupParent, err)
 	}
 	if t.Failed() {
 		t.Logf("xd log:\n%s", d.logs())

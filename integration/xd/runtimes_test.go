@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
@@ -103,4 +104,38 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("systemd-analyze: %s", line)
 		}
 	}
+}
+
+// TestConfigFile: xd's TOML config picks the default runtime and the OCI
+// runtime its shim runs.
+func TestConfigFile(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/containerd-shim-runc-v2"); err != nil {
+		t.Skip("skipped: containerd-shim-runc-v2 not installed")
+	}
+	d := newDaemon(t, withConfig(`default_runtime = "io.containerd.runc.v2"
+stop_timeout = "1s"
+[runtimes."io.containerd.runc.v2"]
+shim = "/usr/bin/containerd-shim-runc-v2"
+binary = "/usr/sbin/runc"
+`))
+	if info := d.ok("info"); !strings.Contains(info, "io.containerd.runc.v2") {
+		t.Fatalf("info does not show the configured default runtime:\n%s", info)
+	}
+	d.importImage()
+	d.ok("run", "-d", "--name", "c", testImage, "sleep", "1000")
+	tk := d.waitStatus("c", xdv1.Status_RUNNING)
+	if tk.Runtime != "io.containerd.runc.v2" {
+		t.Fatalf("task runtime %q", tk.Runtime)
+	}
+	cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(parentPid(t, int(tk.Pid))), "cmdline"))
+	if !strings.HasPrefix(string(cmdline), "/usr/bin/containerd-shim-runc-v2\x00") {
+		t.Fatalf("container's parent is %q", strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	// stop_timeout: sleep ignores SIGTERM, so stop takes the configured 1 s.
+	start := time.Now()
+	d.ok("stop", "c")
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("stop took %v with stop_timeout 1s", took)
+	}
+	d.ok("rm", "c")
 }

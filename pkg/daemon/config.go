@@ -29,6 +29,8 @@ type Config struct {
 	StopTimeout Duration `toml:"stop_timeout"`
 	// ShimDebug starts shims with -debug.
 	ShimDebug bool `toml:"shim_debug"`
+	// CgroupParent holds the containers' cgroups: <parent>/<namespace>/<id>.
+	CgroupParent string `toml:"cgroup_parent"`
 }
 
 // RuntimeConfig names a shim binary and the OCI runtime it runs.
@@ -65,7 +67,8 @@ func DefaultConfig() Config {
 			RuntimeXshim:  {Shim: "xshim"},
 			RuntimeRuncV2: {Shim: "containerd-shim-runc-v2"},
 		},
-		StopTimeout: Duration{10 * time.Second},
+		StopTimeout:  Duration{10 * time.Second},
+		CgroupParent: "/xd",
 	}
 }
 
@@ -82,6 +85,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		return cfg, fmt.Errorf("config %s: unknown key %q", path, undecoded[0].String())
+	}
+	if !filepath.IsAbs(cfg.CgroupParent) || filepath.Clean(cfg.CgroupParent) != cfg.CgroupParent {
+		return cfg, fmt.Errorf("config %s: cgroup_parent %q must be an absolute cgroup path", path, cfg.CgroupParent)
 	}
 	defaults := DefaultConfig()
 	for name, rt := range defaults.Runtimes {

@@ -43,6 +43,8 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{name: "unknown key", body: "rooot = \"/x\"\n", wantErr: "unknown key \"rooot\""},
+		{name: "relative cgroup parent", body: "cgroup_parent = \"xd\"\n", wantErr: "cgroup_parent"},
+		{name: "unclean cgroup parent", body: "cgroup_parent = \"/a/../b\"\n", wantErr: "cgroup_parent"},
 		{name: "bad duration", body: "stop_timeout = \"soon\"\n", wantErr: "soon"},
 		{name: "not toml", body: "root = \n", wantErr: "config"},
 	} {

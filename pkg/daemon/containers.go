@@ -135,6 +135,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *xdv1.CreateContainerReq
 	if genErr != nil {
 		return nil, fmt.Errorf("container %q: %w: %w", id, genErr, errdefs.ErrInvalidArgument)
 	}
+	spec.Linux.CgroupsPath = filepath.Join(s.cfg.CgroupParent, ns, id)
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err

@@ -8,9 +8,13 @@ import (
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	tasktypes "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/events"
+	"github.com/xstack/xstack/pkg/shimmgr"
 	"github.com/xstack/xstack/pkg/taskio"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
@@ -20,6 +24,7 @@ import (
 // dead shims and half-made bundles, and collects garbage. It runs before xd
 // serves, so clients never see a half-recovered state.
 func (s *Server) Recover(ctx context.Context) error {
+	start := time.Now()
 	nss, err := s.db.Namespaces()
 	if err != nil {
 		return err
@@ -41,25 +46,51 @@ func (s *Server) Recover(ctx context.Context) error {
 		}
 	}
 	// Shims answer in a few milliseconds each; a dead one costs a dial
-	// timeout, so they are visited in parallel.
-	sem := make(chan struct{}, 16)
+	// timeout, so they are visited in parallel. The live tasks' records
+	// are written in one transaction per namespace at the end.
+	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	live := map[string][]*xdv1.Task{}
+	var watches []func()
 	for _, j := range jobs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s.recoverTask(ctx, j.ns, j.c.Id)
+			rec, watch := s.recoverTask(ctx, j.ns, j.c.Id)
+			mu.Lock()
+			if rec != nil {
+				live[j.ns] = append(live[j.ns], rec)
+			}
+			if watch != nil {
+				watches = append(watches, watch)
+			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	for ns, recs := range live {
+		if err := s.db.PutTasks(ns, recs); err != nil {
+			s.log.Error("persist recovered tasks", "ns", ns, "error", err)
+		}
+	}
+	for _, watch := range watches {
+		watch()
+	}
 	s.removeOrphanBundles(ctx, known)
-	s.collectGarbage(ctx)
+	s.log.Info("recovered", "containers", len(jobs), "running", len(watches), "took", time.Since(start))
+	// Garbage (of a crash during an import or a delete) can wait.
+	go s.collectGarbage(context.WithoutCancel(ctx))
 	return nil
 }
 
-func (s *Server) recoverTask(ctx context.Context, ns, id string) {
+// recoverTask re-attaches one container's task; it returns the record of a
+// live task, for the caller to persist, and for a running one the start of
+// its watch (started once every shim was visited: the Waits would compete
+// with the State calls for the shims' CPU).
+func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, func()) {
 	log := s.log.With("ns", ns, "id", id)
 	bundle := s.bundleDir(ns, id)
 	rec, recErr := s.db.GetTask(ns, id)
@@ -72,7 +103,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) {
 			log.Warn("task lost: no bundle")
 			s.recordLost(ns, rec, 255, "task lost: its bundle is gone (host reboot?)")
 		}
-		return
+		return nil, nil
 	}
 	if _, err := os.Stat(filepath.Join(bundle, "address")); err != nil {
 		// xd died while creating the task.
@@ -82,10 +113,29 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) {
 		if rec.Status != xdv1.Status_STOPPED {
 			s.recordLost(ns, rec, 255, "task creation interrupted by an xd restart")
 		}
-		return
+		return nil, nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	shim, err := s.shims.Load(dctx, ns, id, bundle)
+	shim, err := s.shims.Load(dctx, ns, id, bundle, shimmgr.WithoutConnect())
+	var st *taskapi.StateResponse
+	if err == nil {
+		// The liveness check: a shim that does not answer in time is dead.
+		if st, err = shim.Task().State(dctx, &taskapi.StateRequest{ID: id}); err != nil {
+			if errdefs.IsNotFound(errgrpc.ToNative(err)) {
+				// A shim without its container: xd died between starting
+				// the shim and creating the task.
+				log.Warn("shim has no task; cleaning up", "error", err)
+				cancel()
+				s.teardownShim(ns, id, bundle, shim, true)
+				os.RemoveAll(bundle)
+				if rec.Status != xdv1.Status_STOPPED {
+					s.recordLost(ns, rec, 255, "task creation interrupted by an xd restart")
+				}
+				return nil, nil
+			}
+			shim.Close()
+		}
+	}
 	cancel()
 	if err != nil {
 		log.Warn("shim is gone; cleaning up", "error", err)
@@ -100,19 +150,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) {
 			rec.ExitedAt = timestamppb.New(at)
 			s.recordLost(ns, rec, status, "shim died")
 		}
-		return
-	}
-	st, err := shim.Task().State(ctx, &taskapi.StateRequest{ID: id})
-	if err != nil {
-		// A shim without its container: xd died between starting the shim
-		// and creating the task.
-		log.Warn("shim has no task; cleaning up", "error", err)
-		s.teardownShim(ns, id, bundle, shim)
-		os.RemoveAll(bundle)
-		if rec.Status != xdv1.Status_STOPPED {
-			s.recordLost(ns, rec, 255, "task creation interrupted by an xd restart")
-		}
-		return
+		return nil, nil
 	}
 	t := &task{
 		s: s, ns: ns, id: id, bundle: bundle, shim: shim, log: log,
@@ -137,11 +175,15 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) {
 	s.mu.Lock()
 	s.tasks[taskKey(ns, id)] = t
 	s.mu.Unlock()
-	t.persist()
-	if p.exit == nil {
-		go t.watch(p)
+	log.Debug("re-attached to shim", "pid", p.pid, "status", rec.Status.String())
+	if p.exit == nil && st.Status == tasktypes.Status_STOPPED {
+		// It exited while xd was down: State has its status.
+		t.exited(p, st.ExitStatus, st.ExitedAt.AsTime(), "")
 	}
-	log.Info("re-attached to shim", "pid", p.pid, "status", rec.Status.String())
+	if p.exit != nil {
+		return t.snapshotRecord(), nil
+	}
+	return t.snapshotRecord(), func() { go t.watch(p) }
 }
 
 // recordLost marks a task exited without a shim to ask, and says so.

@@ -112,10 +112,12 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 		}
 	}()
 	opts := s.runtimeOptions(c)
+	began := time.Now()
 	shim, err := s.shims.Start(ctx, ns, id, bundle, rt, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start shim %s: %w", rt.Shim, err)
 	}
+	shimStarted := time.Now()
 	t := &task{
 		s: s, ns: ns, id: id, bundle: bundle, shim: shim,
 		log:   s.log.With("ns", ns, "id", id),
@@ -138,10 +140,11 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 	})
 	if err != nil {
 		err = errgrpc.ToNative(err)
-		s.teardownShim(ns, id, bundle, shim)
+		s.teardownShim(ns, id, bundle, shim, true)
 		return nil, fmt.Errorf("create task %q: %w", id, err)
 	}
 	pio.Started()
+	t.log.Debug("task created", "pid", resp.Pid, "shim_start", shimStarted.Sub(began), "create", time.Since(shimStarted))
 	p := &process{io: pio, tty: tty, exited: make(chan struct{}), pid: resp.Pid}
 	t.procs[""] = p
 	t.record.Pid = resp.Pid
@@ -153,13 +156,19 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 	return t.snapshotRecord(), nil
 }
 
-// teardownShim undoes a shim that started but whose task failed.
+// teardownShim ends a shim: Shutdown, then `shim delete` when the task
+// failed half-way (force) or the shim did not go cleanly. After a clean
+// Delete and Shutdown there is nothing left to clean, as in containerd.
 func (s *Server) teardownShim(ns, id, bundle string, shim interface {
 	Shutdown(context.Context) error
-}) {
+}, force bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	shim.Shutdown(ctx)
+	if err := shim.Shutdown(ctx); err != nil {
+		s.log.Warn("shim shutdown; cleaning up", "ns", ns, "id", id, "error", err)
+	} else if !force {
+		return
+	}
 	if _, err := s.shims.Cleanup(ctx, ns, id, bundle); err != nil {
 		s.log.Warn("shim cleanup", "ns", ns, "id", id, "error", err)
 	}
@@ -352,7 +361,7 @@ func (s *Server) DeleteProcess(ctx context.Context, id, execID string, force boo
 	}
 	s.publish(t.ns, events.TopicTaskDelete, id, func(ev *xdv1.Event) { ev.Pid, ev.ExitStatus, ev.ExitedAt = p.pid, p.exit.ExitStatus, p.exit.ExitedAt })
 	t.goneOnce.Do(func() { close(t.gone) })
-	s.teardownShim(t.ns, id, t.bundle, t.shim)
+	s.teardownShim(t.ns, id, t.bundle, t.shim, false)
 	s.forgetTask(t, true)
 	return p.exit, nil
 }

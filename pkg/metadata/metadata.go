@@ -226,6 +226,29 @@ func (d *DB) PutTask(ns string, t *xdv1.Task) error {
 	return put(d, ns, bucketTasks, t.ContainerId, t, false)
 }
 
+// PutTasks records many tasks in one transaction (xd's recovery).
+func (d *DB) PutTasks(ns string, tasks []*xdv1.Task) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, bucketTasks, true)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			data, err := proto.Marshal(t)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(t.ContainerId), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // GetTask returns a container's task record or NotFound.
 func (d *DB) GetTask(ns, id string) (*xdv1.Task, error) {
 	t := &xdv1.Task{}

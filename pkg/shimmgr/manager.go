@@ -173,11 +173,25 @@ func (m *Manager) Start(ctx context.Context, ns, id, bundle string, rt Runtime, 
 	return s, nil
 }
 
+// LoadOption changes how Load re-attaches.
+type LoadOption func(*loadOptions)
+
+type loadOptions struct{ skipConnect bool }
+
+// WithoutConnect makes Load stop after the dial: the caller's own first call
+// (State, with its timeout) is the liveness check. A daemon re-attaching to
+// many shims at once saves a round trip to each.
+func WithoutConnect() LoadOption { return func(o *loadOptions) { o.skipConnect = true } }
+
 // Load re-attaches to the shim of a container after a daemon restart: it
 // reads the bundle's address, restarts the log reader, dials (2 s) and
 // calls Connect (5 s). A shim that is gone or does not answer gives an
 // error wrapping ErrShimDead; the caller then runs Cleanup.
-func (m *Manager) Load(ctx context.Context, ns, id, bundle string) (_ *Shim, err error) {
+func (m *Manager) Load(ctx context.Context, ns, id, bundle string, opts ...LoadOption) (_ *Shim, err error) {
+	var o loadOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bundle = filepath.Clean(bundle)
 	b, err := os.ReadFile(filepath.Join(bundle, addressFile))
 	if err != nil {
@@ -201,6 +215,9 @@ func (m *Manager) Load(ctx context.Context, ns, id, bundle string) (_ *Shim, err
 			return nil, fmt.Errorf("load shim of %s/%s: %w: %w", ns, id, ErrShimDead, err)
 		}
 		return nil, fmt.Errorf("load shim of %s/%s: %w", ns, id, err)
+	}
+	if o.skipConnect {
+		return s, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, loadConnectTimeout)
 	defer cancel()

@@ -60,7 +60,10 @@ func (s *Shim) connect(ctx context.Context) (*task.ConnectResponse, error) {
 // Shutdown asks the shim to exit (it does once it serves no container),
 // waits briefly for it to close the connection, then closes the client and
 // stops reading the shim's log. A connection that closes before the answer
-// (ttrpc.ErrClosed) is success. Cleanup is still to be run.
+// (ttrpc.ErrClosed) is success; a socket the shim left behind is removed.
+// As in containerd, a shim that exited this way needs no Cleanup (its
+// Delete already ran the runtime's delete); one that did not exit in time
+// is an error, and the caller runs Cleanup.
 func (s *Shim) Shutdown(ctx context.Context) error {
 	_, err := s.task.Shutdown(ctx, &task.ShutdownRequest{ID: s.id})
 	if err != nil && !isClosed(err) {
@@ -69,12 +72,21 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 	}
 	t := time.NewTimer(shutdownWait)
 	defer t.Stop()
+	exited := false
 	select {
 	case <-s.done:
+		exited = true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return s.Close()
+	if err := s.Close(); err != nil {
+		return err
+	}
+	if !exited {
+		return fmt.Errorf("shutdown shim of %s/%s: still serving after %v", s.ns, s.id, shutdownWait)
+	}
+	removeDeadSocket(s.bundle, s.m.logger().With("ns", s.ns, "id", s.id))
+	return nil
 }
 
 // Close closes the connection only and stops reading the shim's log: the

@@ -76,7 +76,7 @@ func commands() []*command {
 				{long: "all", kind: boolFlag, usage: "signal every process of the container"},
 			}},
 		{name: "stop", usage: "Stop containers: SIGTERM, then SIGKILL after a grace period", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runStop,
-			flags: []*flagDef{{long: "time", short: "t", kind: stringFlag, def: "10", usage: "seconds to wait before SIGKILL"}}},
+			flags: []*flagDef{{long: "time", short: "t", kind: stringFlag, def: "0", usage: "seconds to wait before SIGKILL (0: xd's stop_timeout, 10 s by default)"}}},
 		{name: "rm", usage: "Remove containers", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runRm,
 			flags: []*flagDef{{long: "force", short: "f", kind: boolFlag, usage: "kill and remove running containers"}}},
 		{name: "wait", usage: "Wait for containers to exit and print their exit codes", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runWait},
