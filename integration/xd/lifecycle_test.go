@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,13 @@ func TestDetachedLifecycle(t *testing.T) {
 	if err := json.Unmarshal([]byte(d.ok("inspect", "web")), &inspected); err != nil || len(inspected) != 1 {
 		t.Fatalf("inspect: %v %v", inspected, err)
 	}
+	// Its processes and its cgroup's metrics.
+	if top := d.ok("top", "web"); !strings.Contains(top, strconv.Itoa(int(tk.Pid))) {
+		t.Fatalf("top does not list the init %d:\n%s", tk.Pid, top)
+	}
+	if stats := d.ok("stats", "web"); !strings.Contains(stats, "memory") || !strings.Contains(stats, "pids") {
+		t.Fatalf("stats:\n%s", stats)
+	}
 	// pause and resume
 	d.ok("pause", "web")
 	d.waitStatus("web", xdv1.Status_PAUSED)
@@ -136,6 +144,7 @@ func TestRunOptions(t *testing.T) {
 		{"net none", []string{"--net", "none", testImage, "sh", "-c", "ls /sys/class/net | tr '\\n' ' '"}, "lo"},
 		{"memory", []string{"--memory", "64m", testImage, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, "67108864"},
 		{"pids", []string{"--pids-limit", "42", testImage, "cat", "/sys/fs/cgroup/pids/pids.max"}, "42"},
+		{"cpus", []string{"--cpus", "0.5", testImage, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"}, "50000"},
 		{"entrypoint", []string{"--entrypoint", "/bin/echo", testImage, "a", "b"}, "a b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,4 +184,54 @@ func TestImportFormats(t *testing.T) {
 	if len(blobs) != 0 {
 		t.Fatalf("%d blobs left after removing every image", len(blobs))
 	}
+}
+
+// TestLogsFollow: `logs -f` streams what a running container writes and
+// ends when its output does.
+func TestLogsFollow(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	d.ok("run", "-d", "--name", "talker", testImage, "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done")
+	out, errOut, code := d.xctl("logs", "-f", "talker")
+	if code != 0 || out != "line 1\nline 2\nline 3\n" {
+		t.Fatalf("logs -f: exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	// The log outlives the task.
+	d.waitStatus("talker", xdv1.Status_STOPPED)
+	if out := d.ok("logs", "talker"); out != "line 1\nline 2\nline 3\n" {
+		t.Fatalf("logs after exit: %q", out)
+	}
+}
+
+// TestOOM: a container that outgrows its memory limit is OOM-killed and
+// inspect says so.
+func TestOOM(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	// A shell variable of 64 MiB in a 16 MiB cgroup (no swap to escape to).
+	_, _, code := d.xctl("run", "--name", "hog", "--memory", "16m", testImage, "sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x}")
+	if code != 137 {
+		t.Fatalf("the hog exited %d, want 137 (SIGKILL by the OOM killer)", code)
+	}
+	var inspected []struct {
+		Task struct {
+			OOMKilled bool   `json:"oom_killed"`
+			Status    string `json:"status"`
+		} `json:"task"`
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := d.ok("inspect", "hog")
+		if err := json.Unmarshal([]byte(out), &inspected); err != nil || len(inspected) != 1 {
+			t.Fatalf("inspect: %v\n%s", err, out)
+		}
+		if inspected[0].Task.OOMKilled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inspect does not report the OOM kill:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.ok("rm", "hog")
 }

@@ -16,12 +16,22 @@ import (
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
-// TestRestartRecovery is the core promise: xd dies (SIGKILL, then SIGTERM)
-// and comes back; running containers are untouched, exits that happened
-// meanwhile are learned, a shim that died meanwhile is cleaned up.
+// TestRestartRecovery is the core promise: xd dies (SIGKILL, SIGTERM, or
+// stopped and replaced by a new binary) and comes back; running containers
+// are untouched, exits that happened meanwhile are learned, a shim that died
+// meanwhile is cleaned up.
 func TestRestartRecovery(t *testing.T) {
-	for _, how := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
-		t.Run(how.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		how     syscall.Signal
+		upgrade bool
+	}{
+		{"killed", syscall.SIGKILL, false},
+		{"terminated", syscall.SIGTERM, false},
+		{"upgraded", syscall.SIGTERM, true},
+	} {
+		how := tc.how
+		t.Run(tc.name, func(t *testing.T) {
 			d := newDaemon(t)
 			d.importImage()
 			d.ok("run", "-d", "--name", "keep", testImage, "sh", "-c", "echo before; exec sleep 1000")
@@ -60,6 +70,9 @@ func TestRestartRecovery(t *testing.T) {
 			}
 			time.Sleep(300 * time.Millisecond)
 
+			if tc.upgrade {
+				d.bin = newInstall(t)
+			}
 			d.start()
 			got := d.waitStatus("keep", xdv1.Status_RUNNING)
 			if got.Pid != keep.Pid {
@@ -142,4 +155,24 @@ func TestEventsOrder(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("events %v, want %v", got, want)
 	}
+}
+
+// newInstall is another installation of xstack, as an upgrade leaves it: a
+// new copy of xd in another directory, with the shim and runtime beside it.
+func newInstall(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(binary(t, "xd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "xd"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"xshim", "xrunc"} {
+		if err := os.Symlink(binary(t, b), filepath.Join(dir, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "xd")
 }
