@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xstack/xstack/pkg/events"
 	"github.com/xstack/xstack/pkg/taskio"
 	"github.com/xstack/xstack/pkg/version"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
@@ -159,20 +160,7 @@ type eventsService struct{ s *Server }
 func (e *eventsService) Subscribe(ctx context.Context, r *xdv1.SubscribeRequest, stream xdv1.Events_SubscribeServer) error {
 	// Events of every namespace unless the request names one: the call's
 	// namespace header does not filter.
-	ch := e.s.exchange.Subscribe(ctx, func(ev *xdv1.Event) bool {
-		if r.Namespace != "" && ev.Namespace != r.Namespace {
-			return false
-		}
-		if len(r.Topics) == 0 {
-			return true
-		}
-		for _, t := range r.Topics {
-			if len(ev.Topic) >= len(t) && ev.Topic[:len(t)] == t {
-				return true
-			}
-		}
-		return false
-	})
+	ch := e.s.exchange.Subscribe(ctx, events.TopicFilter(r.Namespace, r.Topics...))
 	for ev := range ch {
 		if err := stream.Send(ev); err != nil {
 			return err

@@ -91,6 +91,17 @@ func (t *task) markOOM() {
 	t.persist()
 }
 
+// processes returns the task's processes, init included.
+func (t *task) processes() []*process {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	procs := make([]*process, 0, len(t.procs))
+	for _, p := range t.procs {
+		procs = append(procs, p)
+	}
+	return procs
+}
+
 func (t *task) proc(execID string) (*process, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -153,13 +164,7 @@ func (t *task) shimDied() {
 	} else {
 		t.log.Error("shim delete", "error", err)
 	}
-	t.mu.Lock()
-	procs := make([]*process, 0, len(t.procs))
-	for _, p := range t.procs {
-		procs = append(procs, p)
-	}
-	t.mu.Unlock()
-	for _, p := range procs {
+	for _, p := range t.processes() {
 		if p.execID != "" {
 			t.exited(p, 255, at, "shim died")
 		}
@@ -199,11 +204,11 @@ func (t *task) exited(p *process, status uint32, at time.Time, why string) {
 // detach lets go of the shim without touching it: xd is exiting and the
 // container must live on.
 func (t *task) detach() {
+	if t.shim == nil {
+		return // a task still being created: its creator cleans up
+	}
 	t.goneOnce.Do(func() { close(t.gone) })
-	t.mu.Lock()
-	procs := t.procs
-	t.mu.Unlock()
-	for _, p := range procs {
+	for _, p := range t.processes() {
 		if p.io != nil {
 			p.io.Close()
 		}
@@ -220,13 +225,9 @@ func (s *Server) forgetTask(t *task, removeBundle bool) {
 		delete(s.tasks, taskKey(t.ns, t.id))
 	}
 	s.mu.Unlock()
-	t.mu.Lock()
-	procs := t.procs
-	t.mu.Unlock()
-	for _, p := range procs {
+	for _, p := range t.processes() {
 		if p.io != nil {
 			// The output may still be draining into the log.
-			go p.io.Wait()
 			drainOrClose(p.io)
 		}
 	}

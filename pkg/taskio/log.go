@@ -61,8 +61,6 @@ func (l *logWriter) close() {
 	}
 }
 
-func (l *logWriter) Close() error { l.close(); return nil }
-
 // ReadLog sends every entry of the log at path to fn. With follow it keeps
 // reading what is appended until ended is closed and the file is read to its
 // end, or ctx is done. A missing log has no entries.

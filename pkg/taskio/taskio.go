@@ -3,7 +3,6 @@ package taskio
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -285,13 +284,6 @@ func (p *IO) Close() {
 	}
 }
 
-// Wait waits until the output ended, then closes everything. Use it when the
-// process has exited: the remaining output is still drained.
-func (p *IO) Wait() {
-	<-p.done
-	p.Close()
-}
-
 // Remove deletes the FIFOs.
 func (p *IO) Remove() {
 	for _, path := range []string{p.paths.Stdin, p.paths.Stdout, p.paths.Stderr} {
@@ -300,5 +292,3 @@ func (p *IO) Remove() {
 		}
 	}
 }
-
-var _ io.Closer = (*logWriter)(nil)
