@@ -213,7 +213,9 @@ func startViaHelper(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, syncFd, e
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nsenter helper: %w", err)
 	}
-	msg, _, err := conn.Expect(syncproto.TypePid)
+	// The init the helper forked may say it booted before the helper
+	// reports its pid: both write to this socket.
+	msg, _, err := conn.ExpectAhead(syncproto.TypePid, syncproto.TypeBooted)
 	// The helper exits right after reporting; reap it either way.
 	werr := cmd.Wait()
 	if err != nil {

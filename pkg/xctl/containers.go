@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/client"
@@ -300,8 +299,9 @@ func newInspectRecord(ctr *xdv1.Container, t *xdv1.Task) inspectRecord {
 		CreatedAt: tsPtr(ctr.CreatedAt), UpdatedAt: tsPtr(ctr.UpdatedAt),
 	}
 	if ctr.Options != nil {
-		mo := protojson.MarshalOptions{UseProtoNames: true}
-		if b, err := mo.Marshal(ctr.Options); err == nil {
+		// The generated struct's json tags are the proto names; encoding/json
+		// keeps protojson (and its start-up cost) out of every xctl command.
+		if b, err := json.Marshal(ctr.Options); err == nil {
 			r.Options = b
 		}
 	}

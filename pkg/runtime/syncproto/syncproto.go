@@ -230,6 +230,14 @@ func isBind(m specs.Mount) bool {
 // Conn is one end of the socketpair.
 type Conn struct {
 	f *os.File
+	// held is a message that arrived ahead of its turn (ExpectAhead); the
+	// next Expect returns it.
+	held *heldMessage
+}
+
+type heldMessage struct {
+	m   *Message
+	fds []int
 }
 
 // maxMessage bounds one packet; a config with a large seccomp profile fits.
@@ -387,6 +395,10 @@ var ErrChildExited = errors.New("container init exited during setup")
 // Expect reads one message and checks its type. An error message from the
 // other side becomes a Go error carrying its text.
 func (c *Conn) Expect(typ string) (*Message, []int, error) {
+	if h := c.held; h != nil {
+		c.held = nil
+		return check(h.m, h.fds, typ)
+	}
 	m, fds, err := c.Recv()
 	if err != nil {
 		if err == io.EOF {
@@ -394,6 +406,40 @@ func (c *Conn) Expect(typ string) (*Message, []int, error) {
 		}
 		return nil, nil, err
 	}
+	return check(m, fds, typ)
+}
+
+// ExpectAhead is Expect for a message that two processes race to send: a
+// message of type early that comes first is held for the next Expect. (The
+// nsenter helper reports the init's pid while the init, already running,
+// may report that it booted.)
+func (c *Conn) ExpectAhead(typ, early string) (*Message, []int, error) {
+	if c.held == nil {
+		m, fds, err := c.Recv()
+		if err != nil {
+			if err == io.EOF {
+				return nil, nil, ErrChildExited
+			}
+			return nil, nil, err
+		}
+		if m.Type != early {
+			return check(m, fds, typ)
+		}
+		c.held = &heldMessage{m, fds}
+	}
+	m, fds, err := c.Recv()
+	if err != nil {
+		if err == io.EOF {
+			return nil, nil, ErrChildExited
+		}
+		return nil, nil, err
+	}
+	return check(m, fds, typ)
+}
+
+// check turns an error message into a Go error and a message of another
+// type into a protocol error (closing the fds it carried).
+func check(m *Message, fds []int, typ string) (*Message, []int, error) {
 	if m.Type == TypeError {
 		return nil, nil, errors.New(m.Error)
 	}

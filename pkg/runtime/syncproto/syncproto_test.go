@@ -606,3 +606,53 @@ func TestFromSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestExpectAhead: the helper's pid report and the init's boot report race
+// on one socket; either order works, anything else is still an error.
+func TestExpectAhead(t *testing.T) {
+	tests := []struct {
+		name    string
+		sent    []string
+		wantErr string
+	}{
+		{"pid first", []string{TypePid, TypeBooted}, ""},
+		{"booted first", []string{TypeBooted, TypePid}, ""},
+		{"booted twice", []string{TypeBooted, TypeBooted}, `got "booted" message, want "pid"`},
+		{"unrelated first", []string{TypeReady, TypePid}, `got "ready" message, want "pid"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := pair(t)
+			for i, typ := range tt.sent {
+				m := &Message{Type: typ}
+				if typ == TypePid {
+					m.Pid = 4242 + i
+				}
+				if err := c.Send(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, _, err := p.ExpectAhead(TypePid, TypeBooted)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || m.Type != TypePid || m.Pid == 0 {
+				t.Fatalf("ExpectAhead = %+v, %v", m, err)
+			}
+			if _, _, err := p.Expect(TypeBooted); err != nil {
+				t.Fatalf("the booted message was lost: %v", err)
+			}
+		})
+	}
+	t.Run("EOF", func(t *testing.T) {
+		p, c := pair(t)
+		c.Send(&Message{Type: TypeBooted})
+		c.Close()
+		if _, _, err := p.ExpectAhead(TypePid, TypeBooted); err != ErrChildExited {
+			t.Fatalf("err = %v, want ErrChildExited", err)
+		}
+	})
+}
