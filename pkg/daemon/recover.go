@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,19 +24,21 @@ import (
 
 // Recover rebuilds xd's view after a start: it re-attaches to every live
 // shim, learns the exits that happened while xd was down, cleans up after
-// dead shims and half-made bundles, and collects garbage. It runs before xd
-// serves, so clients never see a half-recovered state.
+// dead shims and half-made bundles, and collects garbage.
+//
+// A container whose init is alive and still its shim's child (the kernel
+// says so in /proc, at no cost to the shim) runs as recorded: it is listed
+// as soon as xd serves, and its shim is re-attached in the background;
+// calls that need that shim wait for it. Every other container (exited
+// meanwhile, shim gone, half-created) is settled before xd serves, so
+// clients never see a stale state.
 func (s *Server) Recover(ctx context.Context) error {
 	start := time.Now()
 	nss, err := s.db.Namespaces()
 	if err != nil {
 		return err
 	}
-	type job struct {
-		ns string
-		c  *xdv1.Container
-	}
-	var jobs []job
+	var now, later []recoveryJob
 	known := map[string]bool{}
 	for _, ns := range nss {
 		cs, err := s.db.ListContainers(ns)
@@ -41,14 +46,88 @@ func (s *Server) Recover(ctx context.Context) error {
 			return err
 		}
 		for _, c := range cs {
-			jobs = append(jobs, job{ns, c})
+			j := recoveryJob{ns, c.Id}
 			known[taskKey(ns, c.Id)] = true
+			if rec, ok := s.stillRunning(ns, c.Id); ok {
+				s.recovering[taskKey(ns, c.Id)] = &recovering{rec: rec, done: make(chan struct{})}
+				later = append(later, j)
+			} else {
+				now = append(now, j)
+			}
 		}
 	}
-	// Shims answer in a few milliseconds each; a dead one costs a dial
-	// timeout, so they are visited in parallel. The live tasks' records
-	// are written in one transaction per namespace at the end.
-	sem := make(chan struct{}, 32)
+	s.recoverAll(ctx, now, 32)
+	s.log.Info("recovered", "settled", len(now), "running", len(later), "took", time.Since(start))
+	go func() {
+		// Few at a time: the shims' answers cost CPU that clients polling
+		// a freshly restarted xd need more.
+		s.recoverAll(ctx, later, 2)
+		s.removeOrphanBundles(ctx, known)
+		s.log.Info("re-attached to running containers", "containers", len(later), "took", time.Since(start))
+		// Garbage (of a crash during an import or a delete) can wait.
+		s.collectGarbage(context.WithoutCancel(ctx))
+	}()
+	return nil
+}
+
+type recoveryJob struct{ ns, id string }
+
+// recovering is a running container whose shim is being re-attached.
+type recovering struct {
+	rec  *xdv1.Task // as recorded, verified running
+	done chan struct{}
+}
+
+// stillRunning tells from the record and /proc alone whether a container
+// runs as recorded: its init is alive and the child of the recorded shim
+// (so not a recycled pid).
+func (s *Server) stillRunning(ns, id string) (*xdv1.Task, bool) {
+	rec, err := s.db.GetTask(ns, id)
+	if err != nil || rec.Pid == 0 || rec.ShimPid == 0 {
+		return nil, false
+	}
+	switch rec.Status {
+	case xdv1.Status_CREATED, xdv1.Status_RUNNING, xdv1.Status_PAUSED:
+	default:
+		return nil, false
+	}
+	if _, err := os.Stat(filepath.Join(s.bundleDir(ns, id), "address")); err != nil {
+		return nil, false
+	}
+	ppid, state, err := procParent(int(rec.Pid))
+	if err != nil || state == "Z" || state == "X" || ppid != int(rec.ShimPid) {
+		return nil, false
+	}
+	return rec, true
+}
+
+// procParent reads a process's parent pid and state from /proc/PID/stat.
+func procParent(pid int) (ppid int, state string, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, "", err
+	}
+	// The command name may hold spaces and parentheses: fields start after
+	// the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, "", fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, "", fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0], err
+}
+
+// recoverAll re-attaches jobs, parallel at a time: shims answer in a few
+// milliseconds each, a dead one costs a timeout. The live tasks' records
+// are written in one transaction per namespace, and their watches start
+// once every shim was visited (their Waits would compete with the State
+// calls for the shims' CPU).
+func (s *Server) recoverAll(ctx context.Context, jobs []recoveryJob, parallel int) {
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	live := map[string][]*xdv1.Task{}
@@ -59,7 +138,7 @@ func (s *Server) Recover(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			rec, watch := s.recoverTask(ctx, j.ns, j.c.Id)
+			rec, watch := s.recoverTask(ctx, j.ns, j.id)
 			mu.Lock()
 			if rec != nil {
 				live[j.ns] = append(live[j.ns], rec)
@@ -68,6 +147,12 @@ func (s *Server) Recover(ctx context.Context) error {
 				watches = append(watches, watch)
 			}
 			mu.Unlock()
+			s.mu.Lock()
+			if r := s.recovering[taskKey(j.ns, j.id)]; r != nil {
+				delete(s.recovering, taskKey(j.ns, j.id))
+				close(r.done)
+			}
+			s.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -79,11 +164,6 @@ func (s *Server) Recover(ctx context.Context) error {
 	for _, watch := range watches {
 		watch()
 	}
-	s.removeOrphanBundles(ctx, known)
-	s.log.Info("recovered", "containers", len(jobs), "running", len(watches), "took", time.Since(start))
-	// Garbage (of a crash during an import or a delete) can wait.
-	go s.collectGarbage(context.WithoutCancel(ctx))
-	return nil
 }
 
 // recoverTask re-attaches one container's task; it returns the record of a
@@ -92,6 +172,10 @@ func (s *Server) Recover(ctx context.Context) error {
 // with the State calls for the shims' CPU).
 func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, func()) {
 	log := s.log.With("ns", ns, "id", id)
+	if ctx.Err() != nil {
+		// xd is stopping: whatever is left is the next xd's to recover.
+		return nil, nil
+	}
 	bundle := s.bundleDir(ns, id)
 	rec, recErr := s.db.GetTask(ns, id)
 	if recErr != nil {
@@ -137,6 +221,11 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 		}
 	}
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		// Not the shim's fault: xd is stopping. Never clean up then.
+		log.Info("recovery interrupted; left for the next xd", "error", err)
+		return nil, nil
+	}
 	if err != nil {
 		log.Warn("shim is gone; cleaning up", "error", err)
 		status, at := uint32(137), time.Now()

@@ -43,6 +43,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	tasks map[string]*task // by ns/id: tasks with a live (or unreachable) shim
+	// recovering are running containers whose shims are being re-attached
+	// after a restart (see Recover).
+	recovering map[string]*recovering
 
 	listener net.Listener
 	srv      *ttrpc.Server
@@ -50,7 +53,7 @@ type Server struct {
 
 // New opens xd's stores under cfg.Root and cfg.State.
 func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
-	s := &Server{cfg: cfg, log: log, started: time.Now(), tasks: map[string]*task{}, exchange: events.NewExchange()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), tasks: map[string]*task{}, recovering: map[string]*recovering{}, exchange: events.NewExchange()}
 	for _, dir := range []string{cfg.Root, cfg.State} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)

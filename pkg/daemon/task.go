@@ -51,10 +51,32 @@ type process struct {
 
 func taskKey(ns, id string) string { return ns + "/" + id }
 
+// getTask returns a container's live task, waiting for one whose shim is
+// being re-attached after a restart.
 func (s *Server) getTask(ns, id string) *task {
+	s.mu.Lock()
+	r := s.recovering[taskKey(ns, id)]
+	s.mu.Unlock()
+	if r != nil {
+		<-r.done
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tasks[taskKey(ns, id)]
+}
+
+// peekTask is getTask for listings, which must not wait: a task being
+// re-attached is reported as recorded (and verified running).
+func (s *Server) peekTask(ns, id string) (*task, *xdv1.Task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.recovering[taskKey(ns, id)]; r != nil {
+		return nil, proto.Clone(r.rec).(*xdv1.Task)
+	}
+	if t := s.tasks[taskKey(ns, id)]; t != nil && t.shim != nil {
+		return t, nil
+	}
+	return nil, nil
 }
 
 func (s *Server) bundleDir(ns, id string) string {

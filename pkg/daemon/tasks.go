@@ -53,6 +53,9 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 	if !ok {
 		return nil, fmt.Errorf("runtime %q of container %q is not available on this xd: %w", c.Runtime, id, errdefs.ErrFailedPrecondition)
 	}
+	if s.getTask(ns, id) != nil {
+		return nil, fmt.Errorf("container %q already has a task: %w", id, errdefs.ErrAlreadyExists)
+	}
 	s.mu.Lock()
 	if _, busy := s.tasks[taskKey(ns, id)]; busy {
 		s.mu.Unlock()
@@ -125,7 +128,7 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 		gone:  make(chan struct{}),
 		record: &xdv1.Task{
 			ContainerId: id, Status: xdv1.Status_CREATED, Tty: tty, Stdin: stdin,
-			ShimAddress: shim.Address(), Runtime: c.Runtime,
+			ShimAddress: shim.Address(), Runtime: c.Runtime, ShimPid: uint32(shim.Pid()),
 		},
 	}
 	anyOpts, err := typeurl.MarshalAnyToProto(opts)
@@ -436,8 +439,10 @@ func (s *Server) listTasks(ctx context.Context) ([]*xdv1.Task, error) {
 		return nil, err
 	}
 	for i, rec := range recs {
-		if t := s.getTask(ns, rec.ContainerId); t != nil && t.shim != nil {
+		if t, recovering := s.peekTask(ns, rec.ContainerId); t != nil {
 			recs[i] = t.snapshotRecord()
+		} else if recovering != nil {
+			recs[i] = recovering
 		}
 	}
 	return recs, nil
@@ -445,8 +450,10 @@ func (s *Server) listTasks(ctx context.Context) ([]*xdv1.Task, error) {
 
 func (s *Server) getTaskRecord(ctx context.Context, id string) (*xdv1.Task, error) {
 	ns := namespace(ctx)
-	if t := s.getTask(ns, id); t != nil && t.shim != nil {
+	if t, recovering := s.peekTask(ns, id); t != nil {
 		return t.snapshotRecord(), nil
+	} else if recovering != nil {
+		return recovering, nil
 	}
 	rec, err := s.db.GetTask(ns, id)
 	if err != nil {

@@ -97,9 +97,12 @@ type Task struct {
 	Tty   bool   `protobuf:"varint,9,opt,name=tty,proto3" json:"tty,omitempty"`
 	Stdin bool   `protobuf:"varint,10,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// Path of the shim's socket and the runtime it is.
-	ShimAddress   string                 `protobuf:"bytes,11,opt,name=shim_address,json=shimAddress,proto3" json:"shim_address,omitempty"`
-	Runtime       string                 `protobuf:"bytes,12,opt,name=runtime,proto3" json:"runtime,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	ShimAddress string                 `protobuf:"bytes,11,opt,name=shim_address,json=shimAddress,proto3" json:"shim_address,omitempty"`
+	Runtime     string                 `protobuf:"bytes,12,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	StartedAt   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// The shim's pid: with the init's pid, how a restarted xd tells at once
+	// that a container still runs (its init is alive and the shim's child).
+	ShimPid       uint32 `protobuf:"varint,14,opt,name=shim_pid,json=shimPid,proto3" json:"shim_pid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +226,13 @@ func (x *Task) GetStartedAt() *timestamppb.Timestamp {
 		return x.StartedAt
 	}
 	return nil
+}
+
+func (x *Task) GetShimPid() uint32 {
+	if x != nil {
+		return x.ShimPid
+	}
+	return 0
 }
 
 type ExitStatus struct {
@@ -1421,7 +1431,7 @@ var File_xd_v1_tasks_proto protoreflect.FileDescriptor
 
 const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\n" +
-	"\x11xd/v1/tasks.proto\x12\x05xd.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x03\n" +
+	"\x11xd/v1/tasks.proto\x12\x05xd.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x03\n" +
 	"\x04Task\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x10\n" +
@@ -1439,7 +1449,8 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\fshim_address\x18\v \x01(\tR\vshimAddress\x12\x18\n" +
 	"\aruntime\x18\f \x01(\tR\aruntime\x129\n" +
 	"\n" +
-	"started_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"x\n" +
+	"started_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x19\n" +
+	"\bshim_pid\x18\x0e \x01(\rR\ashimPid\"x\n" +
 	"\n" +
 	"ExitStatus\x12\x1f\n" +
 	"\vexit_status\x18\x01 \x01(\rR\n" +
