@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -33,10 +32,10 @@ var metaFiles = map[string]bool{
 }
 
 // blobNameRe matches an OCI layout blob path.
-var blobNameRe = regexp.MustCompile(`^blobs/([a-z0-9]+)/([a-zA-Z0-9=_-]+)$`)
+var blobNameRe = lazyRegexp(`^blobs/([a-z0-9]+)/([a-zA-Z0-9=_-]+)$`)
 
 // legacyConfigRe matches docker-archive's "<hex>.json" config file names.
-var legacyConfigRe = regexp.MustCompile(`^([a-f0-9]{64})\.json$`)
+var legacyConfigRe = lazyRegexp(`^([a-f0-9]{64})\.json$`)
 
 const maxLinkDepth = 8
 
@@ -166,7 +165,7 @@ func scanArchive(ctx context.Context, cs *content.Store, r io.Reader) (*archive,
 			continue
 		}
 
-		switch m := blobNameRe.FindStringSubmatch(name); {
+		switch m := blobNameRe().FindStringSubmatch(name); {
 		case metaFiles[name]:
 			if hdr.Size > maxManifestSize {
 				return nil, fmt.Errorf("%s: size %d exceeds limit %d", name, hdr.Size, maxManifestSize)
@@ -251,7 +250,7 @@ func normalize(name, what string) (string, error) {
 // isBareTag reports whether an org.opencontainers.image.ref.name value is
 // only a tag rather than a full reference.
 func isBareTag(s string) bool {
-	return !strings.ContainsAny(s, "/:@") && tagRe.MatchString(s)
+	return !strings.ContainsAny(s, "/:@") && tagRe().MatchString(s)
 }
 
 func ociName(desc ocispec.Descriptor, fallback string) (string, error) {
@@ -334,7 +333,7 @@ func (a *archive) importDocker(ctx context.Context, cs *content.Store, fallback 
 		if err != nil {
 			return nil, fmt.Errorf("manifest.json entry %d config: %w", i, err)
 		}
-		if m := legacyConfigRe.FindStringSubmatch(path.Base(e.Config)); m != nil && cfg.Digest.Encoded() != m[1] {
+		if m := legacyConfigRe().FindStringSubmatch(path.Base(e.Config)); m != nil && cfg.Digest.Encoded() != m[1] {
 			return nil, fmt.Errorf("manifest.json entry %d config %q: digest mismatch: name says sha256:%s, content is %s", i, e.Config, m[1], cfg.Digest)
 		}
 		cfg.MediaType = ocispec.MediaTypeImageConfig

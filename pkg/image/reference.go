@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -19,10 +20,10 @@ const (
 
 var (
 	// A path component: lowercase alphanumerics separated by ".", "_", "__" or runs of "-".
-	pathComponentRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	pathComponentRe = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 	// A domain: DNS-ish host or bracketed IPv6, optional port.
-	domainRe = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
-	tagRe    = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	domainRe = lazyRegexp(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
+	tagRe    = lazyRegexp(`^[\w][\w.-]{0,127}$`)
 )
 
 // Reference is a parsed, normalized image reference.
@@ -62,7 +63,7 @@ func ParseReference(s string) (Reference, error) {
 	// A tag follows the last ":" that comes after the last "/".
 	if i := strings.LastIndex(name, ":"); i >= 0 && i > strings.LastIndex(name, "/") {
 		tag := name[i+1:]
-		if !tagRe.MatchString(tag) {
+		if !tagRe().MatchString(tag) {
 			return bad("bad tag %q", tag)
 		}
 		ref.Tag = tag
@@ -82,7 +83,7 @@ func ParseReference(s string) (Reference, error) {
 			domain, path = first, name[i+1:]
 		}
 	}
-	if !domainRe.MatchString(domain) {
+	if !domainRe().MatchString(domain) {
 		return bad("bad registry domain %q", domain)
 	}
 	if domain == "index.docker.io" {
@@ -92,10 +93,10 @@ func ParseReference(s string) (Reference, error) {
 		return bad("missing repository path")
 	}
 	for _, c := range strings.Split(path, "/") {
-		if pathComponentRe.MatchString(c) {
+		if pathComponentRe().MatchString(c) {
 			continue
 		}
-		if strings.ToLower(c) != c && pathComponentRe.MatchString(strings.ToLower(c)) {
+		if strings.ToLower(c) != c && pathComponentRe().MatchString(strings.ToLower(c)) {
 			return bad("repository name must be lowercase")
 		}
 		return bad("bad repository path component %q", c)
@@ -131,4 +132,11 @@ func (r Reference) object() string {
 		return r.Digest.String()
 	}
 	return r.Tag
+}
+
+// lazyRegexp compiles a pattern on first use: some of these cost
+// milliseconds to compile (bounded repetitions), which every xd start
+// would pay otherwise.
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

@@ -3,6 +3,7 @@ package metadata
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -27,7 +28,8 @@ func TestValidateName(t *testing.T) {
 	}{
 		{"web", true}, {"a.b-c_d", true}, {"0abc", true},
 		{"", false}, {"../x", false}, {"a/b", false}, {".hidden", false}, {"-x", false},
-		{string(make([]byte, 200)), false}, {"sp ace", false},
+		{string(make([]byte, 200)), false}, {"sp ace", false}, {"é", false}, {"a\x00", false},
+		{strings.Repeat("a", 128), true}, {strings.Repeat("a", 129), false},
 	} {
 		err := ValidateName("container id", tc.name)
 		if (err == nil) != tc.ok {

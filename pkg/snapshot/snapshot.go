@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -104,8 +105,12 @@ func NewOverlay(root string) (*Snapshotter, error) {
 	if err := os.Chmod(root, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshotter root: %w", err)
 	}
-	if err := checkOverlay(s.snapshotsDir()); err != nil {
-		return nil, err
+	// The mount test costs a mount and an unmount: once per root is enough
+	// (a daemon restart finds the database and skips it).
+	if _, err := os.Stat(filepath.Join(root, "metadata.db")); errors.Is(err, fs.ErrNotExist) {
+		if err := checkOverlay(s.snapshotsDir()); err != nil {
+			return nil, err
+		}
 	}
 	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
 	if err != nil {
