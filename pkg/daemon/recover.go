@@ -45,10 +45,18 @@ func (s *Server) Recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		recs, err := s.db.ListTasks(ns)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]*xdv1.Task, len(recs))
+		for _, rec := range recs {
+			byID[rec.ContainerId] = rec
+		}
 		for _, c := range cs {
 			j := recoveryJob{ns, c.Id}
 			known[taskKey(ns, c.Id)] = true
-			if rec, ok := s.stillRunning(ns, c.Id); ok {
+			if rec := byID[c.Id]; rec != nil && s.stillRunning(ns, rec) {
 				s.recovering[taskKey(ns, c.Id)] = &recovering{rec: rec, done: make(chan struct{})}
 				later = append(later, j)
 			} else {
@@ -81,24 +89,20 @@ type recovering struct {
 // stillRunning tells from the record and /proc alone whether a container
 // runs as recorded: its init is alive and the child of the recorded shim
 // (so not a recycled pid).
-func (s *Server) stillRunning(ns, id string) (*xdv1.Task, bool) {
-	rec, err := s.db.GetTask(ns, id)
-	if err != nil || rec.Pid == 0 || rec.ShimPid == 0 {
-		return nil, false
+func (s *Server) stillRunning(ns string, rec *xdv1.Task) bool {
+	if rec.Pid == 0 || rec.ShimPid == 0 {
+		return false
 	}
 	switch rec.Status {
 	case xdv1.Status_CREATED, xdv1.Status_RUNNING, xdv1.Status_PAUSED:
 	default:
-		return nil, false
+		return false
 	}
-	if _, err := os.Stat(filepath.Join(s.bundleDir(ns, id), "address")); err != nil {
-		return nil, false
+	if _, err := os.Stat(filepath.Join(s.bundleDir(ns, rec.ContainerId), "address")); err != nil {
+		return false
 	}
 	ppid, state, err := procParent(int(rec.Pid))
-	if err != nil || state == "Z" || state == "X" || ppid != int(rec.ShimPid) {
-		return nil, false
-	}
-	return rec, true
+	return err == nil && state != "Z" && state != "X" && ppid == int(rec.ShimPid)
 }
 
 // procParent reads a process's parent pid and state from /proc/PID/stat.
