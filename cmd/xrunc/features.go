@@ -11,6 +11,7 @@ import (
 	"github.com/xstack/xstack/pkg/runtime/caps"
 	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/rootfs"
+	"github.com/xstack/xstack/pkg/runtime/seccomp"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/version"
 )
@@ -23,6 +24,7 @@ var featuresCommand = &cli.Command{
 			return err
 		}
 		yes, no := true, false
+		actions, operators, archs, flags := seccomp.Features()
 		var namespaces []string
 		for t := range rspec.NamespaceTypes {
 			namespaces = append(namespaces, string(t))
@@ -37,10 +39,13 @@ var featuresCommand = &cli.Command{
 				Namespaces:   namespaces,
 				Capabilities: caps.Names(),
 				Cgroup:       &features.Cgroup{V1: &yes, V2: &yes, Systemd: &no, SystemdUser: &no},
-				Seccomp:      &features.Seccomp{Enabled: &no},
-				Apparmor:     &features.Apparmor{Enabled: &no},
-				Selinux:      &features.Selinux{Enabled: &no},
-				IntelRdt:     &features.IntelRdt{Enabled: &no},
+				Seccomp: &features.Seccomp{
+					Enabled: &yes, Actions: actions, Operators: operators, Archs: archs, KnownFlags: flags,
+					SupportedFlags: flags,
+				},
+				Apparmor: &features.Apparmor{Enabled: &no},
+				Selinux:  &features.Selinux{Enabled: &no},
+				IntelRdt: &features.IntelRdt{Enabled: &no},
 				MountExtensions: &features.MountExtensions{
 					IDMap: &features.IDMap{Enabled: &no},
 				},

@@ -166,6 +166,7 @@ func (cr *creation) run() (*Container, error) {
 		Annotations:  s.Annotations,
 		Hooks:        s.Hooks,
 		NoNewKeyring: cr.opts.NoNewKeyring,
+		Seccomp:      s.Linux.Seccomp,
 	}
 	cfg.Rootfs, cfg.Cgroups = cr.st.Rootfs, cr.cg.Hierarchies()
 	// While the init boots: a first save without an init, so that if this

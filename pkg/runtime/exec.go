@@ -73,6 +73,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			ID:           c.id,
 			Process:      o.Process,
 			NoNewKeyring: c.state.NoNewKeyring,
+			Seccomp:      c.state.Seccomp,
 		},
 		stdio:     o.Stdio,
 		preserved: o.Preserved,

@@ -61,8 +61,9 @@ type State struct {
 	// bundle: like runc, exec reads process defaults from there.
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
-	// NoNewKeyring is remembered for exec.
-	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	// NoNewKeyring and the seccomp profile are remembered for exec.
+	NoNewKeyring bool                `json:"noNewKeyring,omitempty"`
+	Seccomp      *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
 
 // loadState reads dir/state.json.

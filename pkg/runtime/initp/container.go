@@ -101,7 +101,7 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 	if err := handshake(conn); err != nil {
 		return err
 	}
-	exe, env, err := prepareProcess(cfg)
+	exe, env, beforeExec, err := prepareProcess(cfg)
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,9 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 	}
 	if fifo == nil {
 		if err := hooks.Run(hooks.StartContainer, s.StartContainerHooks, hookState(cfg, specs.StateCreated)); err != nil {
+			return err
+		}
+		if err := beforeExec(); err != nil {
 			return err
 		}
 		return execve(exe, cfg.Process.Args, env)
@@ -126,6 +129,10 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 		os.Exit(255)
 	}
 	if err := hooks.Run(hooks.StartContainer, s.StartContainerHooks, hookState(cfg, specs.StateCreated)); err != nil {
+		fmt.Fprintln(os.Stderr, "xrunc init:", err)
+		os.Exit(255)
+	}
+	if err := beforeExec(); err != nil {
 		fmt.Fprintln(os.Stderr, "xrunc init:", err)
 		os.Exit(255)
 	}

@@ -26,11 +26,14 @@ func joinContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 	if err := handshake(conn); err != nil {
 		return err
 	}
-	exe, env, err := prepareProcess(cfg)
+	exe, env, beforeExec, err := prepareProcess(cfg)
 	if err != nil {
 		return err
 	}
 	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeDone}); err != nil {
+		return err
+	}
+	if err := beforeExec(); err != nil {
 		return err
 	}
 	// On success the sync socket closes with execve (close-on-exec), which

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/runtime/caps"
+	"github.com/xstack/xstack/pkg/runtime/seccomp"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 	"github.com/xstack/xstack/pkg/runtime/user"
 )
@@ -21,9 +22,30 @@ import (
 // the kernel allows: the bounding set needs CAP_SETPCAP so it is dropped
 // first; the switch to the container user keeps the permitted set only
 // with PR_SET_KEEPCAPS; the final sets are installed last. It returns the
-// resolved executable and the environment.
-func prepareProcess(cfg *syncproto.InitConfig) (string, []string, error) {
+// resolved executable, the environment, and what to do right before
+// execve: load the seccomp filter as late as possible, so the fewest of
+// xrunc's own syscalls go through it. Without no_new_privs the filter needs
+// CAP_SYS_ADMIN, so it is loaded here, before the capabilities are dropped
+// (as runc does).
+func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, error) {
 	p := cfg.Process
+	loadSeccomp := func() error { return nil }
+	if cfg.Seccomp != nil {
+		prog, err := seccomp.Compile(cfg.Seccomp)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("seccomp: %w", err)
+		}
+		loadSeccomp = func() error {
+			fd, err := seccomp.Load(prog)
+			if err != nil {
+				return fmt.Errorf("load seccomp profile: %w", err)
+			}
+			if fd >= 0 {
+				unix.Close(fd) // no listenerPath to send it to (refused at create)
+			}
+			return nil
+		}
+	}
 	env := dedupEnv(p.Env)
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+homeOf(p.User.UID))
@@ -36,48 +58,54 @@ func prepareProcess(cfg *syncproto.InitConfig) (string, []string, error) {
 	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return "", nil, fmt.Errorf("set no_new_privs: %w", err)
+			return "", nil, nil, fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
 
+	if !p.NoNewPrivileges {
+		if err := loadSeccomp(); err != nil {
+			return "", nil, nil, err
+		}
+		loadSeccomp = func() error { return nil }
+	}
 	capSet, _ := caps.FromSpec(p.Capabilities)
 	if err := capSet.DropBounding(); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	// Try the working directory as root first: it may be reachable only
 	// with root's permissions, or only with the user's (root squashing).
 	cwdDone := unix.Chdir(p.Cwd) == nil
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return "", nil, fmt.Errorf("set keepcaps: %w", err)
+		return "", nil, nil, fmt.Errorf("set keepcaps: %w", err)
 	}
 	if err := setUser(p.User); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-		return "", nil, fmt.Errorf("clear keepcaps: %w", err)
+		return "", nil, nil, fmt.Errorf("clear keepcaps: %w", err)
 	}
 	if err := capSet.Apply(); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if !cwdDone {
 		if err := unix.Chdir(p.Cwd); err != nil {
-			return "", nil, fmt.Errorf("chdir to cwd (%q) set in config.json: %w", p.Cwd, err)
+			return "", nil, nil, fmt.Errorf("chdir to cwd (%q) set in config.json: %w", p.Cwd, err)
 		}
 	}
 	if err := verifyCwd(); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := closeExtraFds(cfg.PreserveFds); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	exe, err := lookPath(p.Args[0], env)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := keepNofile(p.Rlimits); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return exe, env, nil
+	return exe, env, loadSeccomp, nil
 }
 
 // dedupEnv keeps one entry per variable, the last one given winning, in

@@ -137,6 +137,7 @@ func Validate(s *specs.Spec, bundle string) error {
 		checkDevices,
 		checkPropagation,
 		checkUnsupported,
+		checkSeccomp,
 	}
 	for _, check := range checks {
 		if err := check(s, bundle); err != nil {

@@ -229,7 +229,16 @@ func TestValidate(t *testing.T) {
 		{"propagation ok", func(s *specs.Spec, _ string) { s.Linux.RootfsPropagation = "rslave" }, ""},
 
 		// unsupported features
-		{"seccomp", func(s *specs.Spec, _ string) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow} }, "linux.seccomp"},
+		{"seccomp profile", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActErrno}}}
+		}, ""},
+		{"seccomp bad action", func(s *specs.Spec, _ string) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_NOPE"} }, "SCMP_ACT_NOPE"},
+		{"seccomp listener", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "/run/l.sock"}
+		}, "linux.seccomp.listenerPath"},
+		{"seccomp notify", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+		}, "SCMP_ACT_NOTIFY"},
 		{"apparmor", func(s *specs.Spec, _ string) { s.Process.ApparmorProfile = "docker-default" }, "process.apparmorProfile"},
 		{"selinux label", func(s *specs.Spec, _ string) { s.Process.SelinuxLabel = "system_u:system_r:container_t:s0" }, "process.selinuxLabel"},
 		{"scheduler", func(s *specs.Spec, _ string) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther} }, "process.scheduler"},

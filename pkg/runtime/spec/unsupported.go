@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/xstack/xstack/pkg/runtime/seccomp"
 )
 
 // checkUnsupported refuses configuration this runtime does not implement
@@ -29,8 +31,6 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 		return nil
 	}
 	switch {
-	case l.Seccomp != nil:
-		return fmt.Errorf("linux.seccomp: not supported by this version of xrunc")
 	case l.IntelRdt != nil:
 		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc")
 	case l.Personality != nil:
@@ -46,6 +46,26 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 	}
 	if HasNamespace(s, specs.TimeNamespace) {
 		return fmt.Errorf("linux.namespaces: the time namespace is not supported by this version of xrunc")
+	}
+	return nil
+}
+
+// checkSeccomp compiles the profile now, so a profile that cannot be applied
+// fails create with the field named, before anything exists.
+func checkSeccomp(s *specs.Spec, _ string) error {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return nil
+	}
+	p := s.Linux.Seccomp
+	if p.ListenerPath != "" || p.ListenerMetadata != "" {
+		return fmt.Errorf("linux.seccomp.listenerPath: seccomp user notification is not supported by this version of xrunc")
+	}
+	prog, err := seccomp.Compile(p)
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	if prog.Notify {
+		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, which this version of xrunc does not support")
 	}
 	return nil
 }

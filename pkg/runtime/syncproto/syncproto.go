@@ -104,6 +104,9 @@ type InitConfig struct {
 	CreateHooks bool `json:"createHooks,omitempty"`
 	// Process is what to run: spec.process for create, the exec process.
 	Process *specs.Process `json:"process"`
+	// Seccomp is the container's profile, applied to its init and to every
+	// exec (create: from SpecJSON).
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 	// Bundle is the bundle directory, for hooks' state.
 	Bundle string `json:"bundle,omitempty"`
 	// Rootfs is the absolute host path of the root filesystem (create).
@@ -173,6 +176,7 @@ type specView struct {
 		MaskedPaths       []string               `json:"maskedPaths"`
 		ReadonlyPaths     []string               `json:"readonlyPaths"`
 		Namespaces        []specs.LinuxNamespace `json:"namespaces"`
+		Seccomp           *specs.LinuxSeccomp    `json:"seccomp"`
 	} `json:"linux"`
 }
 
@@ -206,6 +210,7 @@ func (c *InitConfig) FromSpec() error {
 	if l := v.Linux; l != nil {
 		ct.Devices, ct.Sysctl, ct.RootfsPropagation = l.Devices, l.Sysctl, l.RootfsPropagation
 		ct.MaskedPaths, ct.ReadonlyPaths = l.MaskedPaths, l.ReadonlyPaths
+		c.Seccomp = l.Seccomp
 		for _, ns := range l.Namespaces {
 			// New or joined: either way device nodes cannot be created.
 			ct.UserNS = ct.UserNS || ns.Type == specs.UserNamespace
