@@ -64,7 +64,7 @@ func main() {
 		Commands: []*cli.Command{
 			createCommand, startCommand, runCommand, stateCommand, listCommand,
 			killCommand, deleteCommand, execCommand, psCommand, pauseCommand,
-			resumeCommand, updateCommand, specCommand, featuresCommand,
+			resumeCommand, updateCommand, specCommand, featuresCommand, eventsCommand,
 		},
 		Before: setup,
 	}
