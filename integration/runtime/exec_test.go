@@ -211,7 +211,15 @@ func TestExec(t *testing.T) {
 			if !found {
 				t.Errorf("detached exec pid %d not in ps", pid)
 			}
-			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			// runc's exec -d may return while its init is still about to
+			// execve the process (same pid): wait for the exec briefly.
+			var cmd []byte
+			for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				cmd, _ = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				if strings.Contains(string(cmd), "sleep") || time.Now().After(deadline) {
+					break
+				}
+			}
 			if !strings.Contains(string(cmd), "sleep") {
 				t.Errorf("pid file names %q, not the exec'd process", cmd)
 			}
