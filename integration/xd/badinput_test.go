@@ -25,7 +25,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"unknown image", []string{"run", "--rm", "xstack.local/nope:1", "true"}, "not found"},
 		{"bad reference", []string{"run", "--rm", "UPPER/Case::x", "true"}, "invalid"},
-		{"missing command", []string{"run", "--rm", "--entrypoint", "", testImage, ""}, ""},
+		{"missing command", []string{"run", "--rm", "--entrypoint", "", testImage}, "no command specified"},
 		{"bad volume", []string{"run", "--rm", "-v", "/nonexistent-xd-test:/data", testImage, "true"}, "nonexistent-xd-test"},
 		{"relative workdir", []string{"run", "--rm", "-w", "tmp", testImage, "true"}, "workdir"},
 		{"bad network", []string{"run", "--rm", "--net", "bridge", testImage, "true"}, "bridge"},

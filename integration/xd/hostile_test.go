@@ -96,23 +96,26 @@ func TestHostileLayers(t *testing.T) {
 		name    string
 		entries []tarEntry
 		refused bool
+		// inside is where the entry must land in the layer's snapshot
+		// ("" for none: the entry is skipped).
+		inside string
 	}{
 		{"dot-dot", []tarEntry{
 			{tar.Header{Name: "../../../../../../.." + outside + "/" + sentinel, Typeflag: tar.TypeReg}, "x"},
-		}, false},
+		}, false, outside + "/" + sentinel},
 		{"absolute", []tarEntry{
 			{tar.Header{Name: outside + "/" + sentinel, Typeflag: tar.TypeReg}, "x"},
-		}, false},
+		}, false, outside + "/" + sentinel},
 		{"write through a symlink", []tarEntry{
 			{tar.Header{Name: "evil", Typeflag: tar.TypeSymlink, Linkname: outside}, ""},
 			{tar.Header{Name: "evil/" + sentinel, Typeflag: tar.TypeReg}, "x"},
-		}, true},
+		}, true, ""},
 		{"hardlink out", []tarEntry{
 			{tar.Header{Name: "passwd", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}, ""},
-		}, true},
+		}, true, ""},
 		{"device node", []tarEntry{
-			{tar.Header{Name: "sda", Typeflag: tar.TypeBlock, Devmajor: 8, Devminor: 0, Mode: 0o600}, ""},
-		}, false},
+			{tar.Header{Name: "sda-" + sentinel, Typeflag: tar.TypeBlock, Devmajor: 8, Devminor: 0, Mode: 0o600}, ""},
+		}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "xstack.local/hostile:" + strings.ReplaceAll(tc.name, " ", "-")
@@ -139,7 +142,28 @@ func TestHostileLayers(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("import: exit %d: %s", code, errOut)
 			}
+			// The entry was confined to the snapshot, or skipped.
+			found := d.inSnapshots(t, filepath.Base(tc.entries[len(tc.entries)-1].hdr.Name))
+			switch {
+			case tc.inside == "" && len(found) > 0:
+				t.Fatalf("a skipped entry exists: %v", found)
+			case tc.inside != "" && (len(found) != 1 || !strings.HasSuffix(found[0], "/fs"+tc.inside)):
+				t.Fatalf("entry not confined to %s in the snapshot: %v", tc.inside, found)
+			}
 			d.ok("images", "rm", name)
 		})
 	}
+}
+
+// inSnapshots lists the paths of xd's snapshots holding a file named base.
+func (d *daemon) inSnapshots(t *testing.T, base string) []string {
+	t.Helper()
+	var found []string
+	filepath.WalkDir(filepath.Join(d.root, "snapshots"), func(path string, e os.DirEntry, err error) error {
+		if err == nil && e.Name() == base {
+			found = append(found, path)
+		}
+		return nil
+	})
+	return found
 }

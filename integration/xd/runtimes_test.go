@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xstack/xstack/pkg/runtime/proc"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
@@ -62,14 +63,11 @@ func TestRuntimes(t *testing.T) {
 
 func parentPid(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
+	return st.PPid
 }
 
 // TestSystemdUnit checks the unit file with systemd's own verifier.

@@ -130,17 +130,17 @@ func (c *Client) Close() error {
 	return err
 }
 
-// WaitResult is the outcome of a Tasks.Wait started by SendWait.
+// WaitResult is the outcome of a Tasks.Wait started by WaitAsync.
 type WaitResult struct {
 	Status *xdv1.ExitStatus
 	Err    error
 }
 
-// SendWait issues Tasks.Wait for a process in the background; the result
+// WaitAsync issues Tasks.Wait for a process in the background; the result
 // arrives on the returned channel (buffered, one value). xd holds a
 // process's exit status until it is deleted, so the Wait may reach xd
 // before or after Start without missing the exit. Cancel ctx to abandon it.
-func (c *Client) SendWait(ctx context.Context, containerID, execID string) <-chan WaitResult {
+func (c *Client) WaitAsync(ctx context.Context, containerID, execID string) <-chan WaitResult {
 	done := make(chan WaitResult, 1)
 	go func() {
 		st, err := c.tasks.Wait(ctx, &xdv1.WaitRequest{ContainerId: containerID, ExecId: execID})

@@ -154,7 +154,7 @@ func TestNamespaceHeader(t *testing.T) {
 	}
 }
 
-func TestSendWait(t *testing.T) {
+func TestWaitAsync(t *testing.T) {
 	t.Parallel()
 	p, sock := startPeer(t)
 	c, err := New(sock, "ns1")
@@ -162,9 +162,8 @@ func TestSendWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ch := c.SendWait(context.Background(), "web", "")
-	// The request is on the wire: the peer must see it without any more
-	// help from us.
+	ch := c.WaitAsync(context.Background(), "web", "")
+	// The Wait reaches the server while the caller goes on.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if ns, ok := p.seen("Wait"); ok {
@@ -185,7 +184,7 @@ func TestSendWait(t *testing.T) {
 	}
 }
 
-func TestSendWaitError(t *testing.T) {
+func TestWaitAsyncError(t *testing.T) {
 	t.Parallel()
 	_, sock := startPeer(t)
 	c, err := New(sock, "")
@@ -193,7 +192,7 @@ func TestSendWaitError(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	r := <-c.SendWait(context.Background(), "web", "")
+	r := <-c.WaitAsync(context.Background(), "web", "")
 	if r.Err == nil {
 		t.Fatal("Wait on a closed client succeeded")
 	}

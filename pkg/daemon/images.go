@@ -163,12 +163,17 @@ func (s *Server) storeImage(ctx context.Context, n image.Named, progress func(di
 	if err != nil {
 		return nil, err
 	}
+	s.publishImage(ns, img.Name, created)
+	return img, nil
+}
+
+// publishImage says an image name was created or moved to new content.
+func (s *Server) publishImage(ns, name string, created bool) {
 	topic := events.TopicImageUpdate
 	if created {
 		topic = events.TopicImageCreate
 	}
-	s.publish(ns, topic, "", func(ev *xdv1.Event) { ev.Image = img.Name })
-	return img, nil
+	s.publish(ns, topic, "", func(ev *xdv1.Event) { ev.Image = name })
 }
 
 // TagImage gives an image another name.
@@ -187,11 +192,7 @@ func (s *Server) TagImage(ctx context.Context, source, target string) (*xdv1.Ima
 	if err != nil {
 		return nil, err
 	}
-	topic := events.TopicImageUpdate
-	if created {
-		topic = events.TopicImageCreate
-	}
-	s.publish(ns, topic, "", func(ev *xdv1.Event) { ev.Image = img.Name })
+	s.publishImage(ns, img.Name, created)
 	return img, nil
 }
 

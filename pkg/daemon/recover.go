@@ -2,11 +2,8 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/events"
+	"github.com/xstack/xstack/pkg/runtime/proc"
 	"github.com/xstack/xstack/pkg/shimmgr"
 	"github.com/xstack/xstack/pkg/taskio"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
@@ -101,28 +99,8 @@ func (s *Server) stillRunning(ns string, rec *xdv1.Task) bool {
 	if _, err := os.Stat(filepath.Join(s.bundleDir(ns, rec.ContainerId), "address")); err != nil {
 		return false
 	}
-	ppid, state, err := procParent(int(rec.Pid))
-	return err == nil && state != "Z" && state != "X" && ppid == int(rec.ShimPid)
-}
-
-// procParent reads a process's parent pid and state from /proc/PID/stat.
-func procParent(pid int) (ppid int, state string, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, "", err
-	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, "", fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, "", fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return ppid, f[0], err
+	st, err := proc.ReadStat(int(rec.Pid))
+	return err == nil && !st.Exited() && st.PPid == int(rec.ShimPid)
 }
 
 // recoverAll re-attaches jobs, parallel at a time: shims answer in a few

@@ -53,7 +53,7 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 	if _, err := stream.Recv(); err != nil {
 		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
 	}
-	waitCh := c.SendWait(ctx, p.containerID, p.execID)
+	waitCh := c.WaitAsync(ctx, p.containerID, p.execID)
 
 	inFd, inTerm := terminalFd(e.stdin)
 	if p.tty && p.stdin && inTerm {
