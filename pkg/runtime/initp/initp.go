@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +53,7 @@ func Main() {
 }
 
 func run(conn *syncproto.Conn) error {
+	spareThreads()
 	// Our runtime is up: the parent moves us into the container's cgroups
 	// now, while no thread is being created (a migration waits for thread
 	// creation in the process to finish, and vice versa), and we decode
@@ -165,4 +167,25 @@ func joinSessionKeyring(cfg *syncproto.InitConfig) error {
 		return fmt.Errorf("join session keyring: %w", err)
 	}
 	return nil
+}
+
+// spareThreads makes the Go runtime start the threads it will want later
+// while we are still outside the container's cgroup. Inside, a pids.max
+// lower than our thread count makes every new thread fail, and the runtime
+// aborts ("failed to create new OS thread"); the goroutine that waits for
+// "xrunc start" on exec.fifo is one such later need. Goroutines blocked in
+// a system call at the same time each hold a thread; once they return, the
+// threads stay idle for the runtime to reuse.
+func spareThreads() {
+	const spare = 3
+	var wg sync.WaitGroup
+	for range spare {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := unix.Timespec{Nsec: 2_000_000}
+			unix.Nanosleep(&ts, nil)
+		}()
+	}
+	wg.Wait()
 }
