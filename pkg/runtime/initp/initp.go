@@ -177,13 +177,13 @@ func joinSessionKeyring(cfg *syncproto.InitConfig) error {
 // a system call at the same time each hold a thread; once they return, the
 // threads stay idle for the runtime to reuse.
 func spareThreads() {
-	const spare = 3
+	const spare = 2
 	var wg sync.WaitGroup
 	for range spare {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ts := unix.Timespec{Nsec: 2_000_000}
+			ts := unix.Timespec{Nsec: 1_000_000}
 			unix.Nanosleep(&ts, nil)
 		}()
 	}
