@@ -11,29 +11,50 @@ import (
 // Snapshot is the host state that a failed runtime command must leave as
 // it was: mounts, cgroup dirs under the test's parent, and processes.
 type Snapshot struct {
-	mounts  map[string]bool
-	count   int
+	mounts  []string
 	cgroups []string
 	parent  string
 }
 
-// mountKey identifies a mountinfo line without its mount/parent ids.
-func mountKeys() (map[string]bool, int) {
+// mountLines returns the mountinfo lines without their mount/parent ids,
+// so that a line names what is mounted where.
+func mountLines() []string {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil, 0
+		return nil
 	}
-	m := map[string]bool{}
-	n := 0
+	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 5 {
-			continue
+		if f := strings.Fields(l); len(f) >= 5 {
+			out = append(out, strings.Join(f[2:], " "))
 		}
-		n++
-		m[strings.Join(f[2:], " ")] = true
 	}
-	return m, n
+	return out
+}
+
+// ownMounts keeps the lines a runtime acting on this bundle could have
+// left: mounts outside the temp dir (where no other test mounts), and
+// mounts at or from the bundle or the runtime's root. Other test packages
+// run concurrently and mount under their own temp dirs, so the whole table
+// is not this test's to compare.
+func ownMounts(lines []string, dirs ...string) map[string]int {
+	tmp := filepath.Clean(os.TempDir())
+	under := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	out := map[string]int{}
+	for _, l := range lines {
+		f := strings.Fields(l) // major:minor root mountpoint ...
+		root, target := f[1], f[2]
+		mine := !under(target, tmp)
+		for _, d := range dirs {
+			if d != "" && (under(target, d) || under(root, d)) {
+				mine = true
+			}
+		}
+		if mine {
+			out[l]++
+		}
+	}
+	return out
 }
 
 // TakeSnapshot records the mount table and the cgroup dirs under the test's
@@ -41,7 +62,7 @@ func mountKeys() (map[string]bool, int) {
 func TakeSnapshot(t testing.TB) *Snapshot {
 	t.Helper()
 	s := &Snapshot{parent: CgroupParent(t)}
-	s.mounts, s.count = mountKeys()
+	s.mounts = mountLines()
 	s.cgroups = CgroupDirsUnder(s.parent)
 	return s
 }
@@ -51,24 +72,32 @@ func TakeSnapshot(t testing.TB) *Snapshot {
 // for id, or a process is left with its root, cwd or cgroup in the bundle.
 func (s *Snapshot) AssertNoLeaks(t testing.TB, rt *Runtime, b *Bundle, id string) {
 	t.Helper()
-	now, n := mountKeys()
-	var added []string
-	for k := range now {
-		if !s.mounts[k] {
-			added = append(added, k)
+	var dirs []string
+	if b != nil {
+		dirs = append(dirs, b.Dir)
+	}
+	if rt != nil {
+		dirs = append(dirs, rt.Root)
+	}
+	before, now := ownMounts(s.mounts, dirs...), ownMounts(mountLines(), dirs...)
+	for l, n := range now {
+		if n > before[l] {
+			t.Errorf("mount left behind: %s", l)
 		}
 	}
-	if len(added) > 0 || n != s.count {
-		t.Errorf("mount table changed: %d -> %d lines; new: %q", s.count, n, added)
+	for l, n := range before {
+		if now[l] < n {
+			t.Errorf("mount gone since the snapshot: %s", l)
+		}
 	}
-	before := map[string]bool{}
+	hadCgroup := map[string]bool{}
 	for _, c := range s.cgroups {
-		before[c] = true
+		hadCgroup[c] = true
 	}
 	for _, c := range CgroupDirsUnder(s.parent) {
 		// The parent itself may be created (runc makes missing
 		// parents and removes only the container's own cgroup).
-		if !before[c] && filepath.Base(c) != strings.TrimPrefix(s.parent, "/") {
+		if !hadCgroup[c] && filepath.Base(c) != strings.TrimPrefix(s.parent, "/") {
 			t.Errorf("cgroup dir left behind: %s/%s", CgroupRoot, c)
 		}
 	}
