@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,37 +25,38 @@ type verb struct {
 }
 
 var verbs = map[string]verb{
-	"id":          {0, "", cmdID},
-	"caps":        {0, "", cmdCaps},
-	"cwd":         {0, "", cmdCwd},
-	"fds":         {0, "", cmdFds},
-	"stat":        {1, "PATH", func(a []string) error { return cmdStat(a[0], true) }},
-	"lstat":       {1, "PATH", func(a []string) error { return cmdStat(a[0], false) }},
-	"cat":         {1, "PATH", cmdCat},
-	"write":       {2, "PATH DATA", cmdWrite},
-	"open-wr":     {1, "PATH", cmdOpenWr},
-	"open-rd":     {1, "PATH", cmdOpenRd},
-	"ls":          {1, "DIR", cmdLs},
-	"mkdir":       {1, "PATH", cmdMkdir},
-	"mounts":      {0, "", func([]string) error { return catFile("/proc/self/mountinfo") }},
-	"hostname":    {0, "", cmdHostname},
-	"domainname":  {0, "", cmdDomainname},
-	"env":         {0, "", cmdEnv},
-	"rlimits":     {0, "", cmdRlimits},
-	"umask":       {0, "", cmdUmask},
-	"nnp":         {0, "", func([]string) error { return statusField("NoNewPrivs") }},
-	"seccomp":     {0, "", func([]string) error { return statusField("Seccomp") }},
-	"oomscoreadj": {0, "", func([]string) error { return catFile("/proc/self/oom_score_adj") }},
-	"cgroup":      {0, "", func([]string) error { return catFile("/proc/self/cgroup") }},
-	"isatty":      {0, "", cmdIsatty},
-	"pid":         {0, "", cmdPid},
-	"ns":          {0, "", cmdNs},
-	"exit":        {1, "N", cmdExit},
-	"sleep":       {1, "SECONDS", cmdSleep},
-	"pause":       {0, "", cmdPause},
-	"sysctl":      {1, "KEY", cmdSysctl},
-	"uidmap":      {0, "", cmdUidmap},
-	"chdir-fd":    {1, "N", cmdChdirFd},
+	"id":           {0, "", cmdID},
+	"caps":         {0, "", cmdCaps},
+	"cwd":          {0, "", cmdCwd},
+	"fds":          {0, "", cmdFds},
+	"stat":         {1, "PATH", func(a []string) error { return cmdStat(a[0], true) }},
+	"lstat":        {1, "PATH", func(a []string) error { return cmdStat(a[0], false) }},
+	"cat":          {1, "PATH", cmdCat},
+	"write":        {2, "PATH DATA", cmdWrite},
+	"open-wr":      {1, "PATH", cmdOpenWr},
+	"open-rd":      {1, "PATH", cmdOpenRd},
+	"ls":           {1, "DIR", cmdLs},
+	"mkdir":        {1, "PATH", cmdMkdir},
+	"mounts":       {0, "", func([]string) error { return catFile("/proc/self/mountinfo") }},
+	"hostname":     {0, "", cmdHostname},
+	"domainname":   {0, "", cmdDomainname},
+	"env":          {0, "", cmdEnv},
+	"rlimits":      {0, "", cmdRlimits},
+	"umask":        {0, "", cmdUmask},
+	"nnp":          {0, "", func([]string) error { return statusField("NoNewPrivs") }},
+	"seccomp":      {0, "", func([]string) error { return statusField("Seccomp") }},
+	"oomscoreadj":  {0, "", func([]string) error { return catFile("/proc/self/oom_score_adj") }},
+	"cgroup":       {0, "", func([]string) error { return catFile("/proc/self/cgroup") }},
+	"isatty":       {0, "", cmdIsatty},
+	"pid":          {0, "", cmdPid},
+	"ns":           {0, "", cmdNs},
+	"exit":         {1, "N", cmdExit},
+	"sleep":        {1, "SECONDS", cmdSleep},
+	"pause":        {0, "", cmdPause},
+	"sysctl":       {1, "KEY", cmdSysctl},
+	"uidmap":       {0, "", cmdUidmap},
+	"chdir-fd":     {1, "N", cmdChdirFd},
+	"ptrace-watch": {1, "SECONDS", cmdPtraceWatch},
 }
 
 func main() {
@@ -495,4 +497,56 @@ func cmdChdirFd(a []string) error {
 		return nil
 	}
 	return cmdCwd(nil)
+}
+
+// cmdPtraceWatch watches /proc for SECONDS and tries, on every process
+// that appears, what CVE-2016-9962's exploit did: PTRACE_ATTACH and reading
+// its fds. It prints "ready", then for each new process "new PID" and one
+// "attach PID EXE" or "fd PID EXE N TARGET" line per success; the caller judges by EXE whether the process was still
+// the runtime. The tracer is one locked thread: ptrace is per thread.
+func cmdPtraceWatch(a []string) error {
+	secs, err := strconv.Atoi(a[0])
+	if err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	seen := map[int]bool{os.Getpid(): true, 1: true}
+	fmt.Println("ready")
+	for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); {
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || seen[pid] {
+				continue
+			}
+			seen[pid] = true
+			fmt.Printf("new %d\n", pid)
+			probeProcess(pid)
+		}
+	}
+	fmt.Println("done")
+	return nil
+}
+
+func probeProcess(pid int) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	if ents, err := os.ReadDir(dir); err == nil {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		for _, e := range ents {
+			if target, err := os.Readlink(dir + "/" + e.Name()); err == nil {
+				fmt.Printf("fd %d %s %s %s\n", pid, exe, e.Name(), target)
+			}
+		}
+	}
+	if err := unix.PtraceAttach(pid); err != nil {
+		return
+	}
+	var ws unix.WaitStatus
+	unix.Wait4(pid, &ws, unix.WALL, nil)
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	fmt.Printf("attach %d %s\n", pid, exe)
+	unix.PtraceDetach(pid)
 }

@@ -281,20 +281,7 @@ func TestExec(t *testing.T) {
 	})
 }
 
-func parseFds(out string) map[int]string {
-	m := map[int]string{}
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		n, target, ok := strings.Cut(l, " ")
-		if !ok {
-			continue
-		}
-		fd, err := strconv.Atoi(n)
-		if err == nil {
-			m[fd] = target
-		}
-	}
-	return m
-}
+func parseFds(out string) map[int]string { return testenv.ParseFds(out) }
 
 // TestExecStopped: exec into a stopped or created container.
 func TestExecStopped(t *testing.T) {

@@ -1,8 +1,6 @@
 package runtime_test
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +23,7 @@ func runOK(t *testing.T, rt *testenv.Runtime, b *testenv.Bundle, extra ...string
 // runFG runs the bundle in the foreground with `run`.
 func runFG(t *testing.T, rt *testenv.Runtime, b *testenv.Bundle, extra ...string) testenv.Result {
 	t.Helper()
-	b.Save(t)
-	args := append([]string{"run", "--bundle", b.Dir}, extra...)
-	return rt.Run(t, append(args, b.ID)...)
+	return rt.RunBundle(t, b, extra...)
 }
 
 // xtestRun makes a bundle running `/xtest args...` (after the options) and
@@ -38,44 +34,19 @@ func xtestRun(t *testing.T, rt *testenv.Runtime, args []string, opts ...testenv.
 	return runOK(t, rt, b)
 }
 
-// kv parses "key=value" lines.
-func kv(out string) map[string]string {
-	m := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	return m
-}
+func kv(out string) map[string]string { return testenv.ParseKV(out) }
 
-// statOut is /xtest stat's JSON.
-type statOut struct {
-	Type    string `json:"type"`
-	Mode    string `json:"mode"`
-	UID     uint32 `json:"uid"`
-	GID     uint32 `json:"gid"`
-	Rdev    string `json:"rdev"`
-	Target  string `json:"target"`
-	FSMagic string `json:"fsmagic"`
-	Dev     uint64 `json:"dev"`
-	Ino     uint64 `json:"ino"`
-}
+type statOut = testenv.XtestStat
 
 func parseStat(t *testing.T, out string) statOut {
 	t.Helper()
-	var s statOut
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &s); err != nil {
-		t.Fatalf("bad stat output %q: %v", out, err)
-	}
-	return s
+	return testenv.ParseXtestStat(t, out)
 }
 
 // execIn runs `exec [flags...] id cmd...`.
 func execIn(t *testing.T, rt *testenv.Runtime, id string, flags []string, cmd ...string) testenv.Result {
 	t.Helper()
-	args := append(append([]string{"exec"}, flags...), id)
-	return rt.Run(t, append(args, cmd...)...)
+	return rt.ExecIn(t, id, flags, cmd...)
 }
 
 // execOK is execIn that fails the test unless the exit code is 0, and

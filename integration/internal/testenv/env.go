@@ -15,12 +15,16 @@ import (
 	"time"
 )
 
-// Main runs the tests of a package and removes the caches that the harness
-// built for this test binary. Use it from TestMain:
+// Main runs the tests of a package, then the after functions (reports),
+// and removes the caches that the harness built for this test binary. Use
+// it from TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	cacheMu.Lock()
 	if cacheDir != "" {
 		os.RemoveAll(cacheDir)

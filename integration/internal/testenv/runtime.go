@@ -177,6 +177,22 @@ func (rt *Runtime) MustRun(t testing.TB, args ...string) Result {
 	return r
 }
 
+// RunBundle runs the bundle in the foreground with `run`, the container's
+// stdio being the command's.
+func (rt *Runtime) RunBundle(t testing.TB, b *Bundle, extra ...string) Result {
+	t.Helper()
+	b.Save(t)
+	args := append([]string{"run", "--bundle", b.Dir}, extra...)
+	return rt.Run(t, append(args, b.ID)...)
+}
+
+// ExecIn runs `exec [flags...] id cmd...`.
+func (rt *Runtime) ExecIn(t testing.TB, id string, flags []string, cmd ...string) Result {
+	t.Helper()
+	args := append(append([]string{"exec"}, flags...), id)
+	return rt.Run(t, append(args, cmd...)...)
+}
+
 // Exec runs the runtime with options. Output goes through files, never
 // pipes: a container process may inherit the runtime's stdio and keep it
 // open long after the runtime exits.
