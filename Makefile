@@ -18,7 +18,7 @@ NSENTER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 TESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 20m
 
-.PHONY: all build xrunc xshim xd xctl nsenter test unit integration bench lint protos install clean
+.PHONY: all build xrunc xshim xd xctl nsenter test unit integration fuzz bench lint protos install clean
 
 all: build
 
@@ -44,13 +44,32 @@ nsenter:
 
 # test: everything CI runs. Unit tests with the race detector, then the
 # end-to-end suites against the freshly built binaries.
-test: lint unit integration
+test: lint unit integration fuzz
 
 unit: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -race -count=1 $(TESTFLAGS) ./pkg/... ./cmd/...
 
 integration: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TESTFLAGS) ./integration/...
+
+# fuzz runs every fuzz target for FUZZTIME beyond its seed corpus (which
+# unit already runs): the parsers of untrusted input (config.json, user
+# strings, /etc/passwd, mountinfo) and in-rootfs path resolution. A failing
+# input lands in the package's testdata/fuzz for `go test` to replay.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	pkg/runtime/spec:FuzzParseValidate \
+	pkg/runtime/user:FuzzParseUIDGID \
+	pkg/runtime/user:FuzzParsePasswd \
+	pkg/specgen:FuzzResolveUser \
+	pkg/mountinfo:FuzzParse \
+	pkg/runtime/cgroups:FuzzParseMountinfo \
+	pkg/safepath:FuzzMkdirAllNeverEscapes
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 bench: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) run ./bench
