@@ -57,6 +57,7 @@ var verbs = map[string]verb{
 	"uidmap":       {0, "", cmdUidmap},
 	"chdir-fd":     {1, "N", cmdChdirFd},
 	"ptrace-watch": {1, "SECONDS", cmdPtraceWatch},
+	"sched":        {0, "", cmdSched},
 }
 
 func main() {
@@ -549,4 +550,25 @@ func probeProcess(pid int) {
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	fmt.Printf("attach %d %s\n", pid, exe)
 	unix.PtraceDetach(pid)
+}
+
+// cmdSched prints the process's scheduling policy, nice value, static
+// priority, I/O priority class and level, and personality.
+func cmdSched([]string) error {
+	attr, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		return err
+	}
+	const whoProcess = 1
+	io, _, errno := unix.RawSyscall(unix.SYS_IOPRIO_GET, whoProcess, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	pers, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	fmt.Printf("policy=%d\nnice=%d\npriority=%d\nioclass=%d\niolevel=%d\npersonality=%#x\n",
+		attr.Policy, attr.Nice, attr.Priority, io>>13, io&0x1fff, pers)
+	return nil
 }

@@ -1,10 +1,15 @@
 package runtime_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/integration/internal/testenv"
 )
@@ -232,4 +237,72 @@ func TestSysctl(t *testing.T) {
 			t.Errorf("sysctls inside: %q", out)
 		}
 	})
+}
+
+// TestSchedulerIOPriorityPersonality: process.scheduler, process.ioPriority
+// and linux.personality reach the init; an exec --process with its own
+// scheduler and I/O priority gets those; bad values fail create naming the
+// field.
+func TestSchedulerIOPriorityPersonality(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		rt.SkipIf(t, "runc", "runc 1.1.5 predates process.scheduler, process.ioPriority and linux.personality (runc 1.2) and ignores them")
+		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7}
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE, Priority: 0}
+			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+		}))
+		c := rt.CreateStart(t, b)
+		// The init itself, read from the host.
+		pid := c.Pid(t)
+		stat := readFile(t, fmt.Sprintf("/proc/%d/stat", pid))
+		f := strings.Fields(stat[strings.LastIndex(stat, ")")+2:])
+		// After the command name: field 3 (state) is f[0], so field 19
+		// (nice) is f[16] and field 41 (policy) is f[38].
+		if f[16] != "7" || f[38] != "3" {
+			t.Errorf("init nice %s policy %s, want 7 and 3 (SCHED_BATCH)", f[16], f[38])
+		}
+		const whoProcess = 1
+		io, _, errno := unix.RawSyscall(unix.SYS_IOPRIO_GET, whoProcess, uintptr(pid), 0)
+		if errno != 0 || io>>13 != 3 {
+			t.Errorf("init I/O priority %#x (%v), want class 3 (idle)", io, errno)
+		}
+		if pers := strings.TrimSpace(readFile(t, fmt.Sprintf("/proc/%d/personality", pid))); pers != "00000008" {
+			t.Errorf("init personality %s, want 00000008 (LINUX32)", pers)
+		}
+
+		proc := specs.Process{
+			Args:       []string{"/xtest", "sched"},
+			Env:        []string{"PATH=/bin"},
+			Cwd:        "/",
+			Scheduler:  &specs.Scheduler{Policy: specs.SchedIdle},
+			IOPriority: &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6},
+		}
+		data, _ := json.Marshal(proc)
+		pf := filepath.Join(b.Dir, "process-sched.json")
+		if err := os.WriteFile(pf, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := execOK(t, rt, c.ID, []string{"--process", pf})
+		ex := kv(out)
+		if ex["policy"] != "5" || ex["ioclass"] != "2" || ex["iolevel"] != "6" {
+			t.Errorf("exec --process with SCHED_IDLE and BE/6: %q", out)
+		}
+
+		bad := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedFIFO, Priority: 100}
+		}))
+		if _, r := rt.TryCreate(t, bad); r.Code == 0 || !strings.Contains(rt.ErrorText(t, r), "process.scheduler.priority") {
+			t.Errorf("create with SCHED_FIFO priority 100: %s", r)
+		}
+	})
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

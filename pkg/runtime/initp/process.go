@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/runtime/caps"
+	"github.com/xstack/xstack/pkg/runtime/procattr"
 	"github.com/xstack/xstack/pkg/runtime/seccomp"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 	"github.com/xstack/xstack/pkg/runtime/user"
@@ -67,6 +68,15 @@ func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, 
 			return "", nil, nil, err
 		}
 		loadSeccomp = func() error { return nil }
+	}
+	// While the init still has all its capabilities: a realtime policy, a
+	// negative nice or the RT I/O class need CAP_SYS_NICE or CAP_SYS_ADMIN.
+	var personality *specs.LinuxPersonality
+	if cfg.Container != nil {
+		personality = cfg.Container.Personality
+	}
+	if err := procattr.Apply(p.Scheduler, p.IOPriority, personality); err != nil {
+		return "", nil, nil, err
 	}
 	capSet, _ := caps.FromSpec(p.Capabilities)
 	if err := capSet.DropBounding(); err != nil {

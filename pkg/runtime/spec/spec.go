@@ -211,7 +211,7 @@ func CheckProcess(p *specs.Process) error {
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return fmt.Errorf("process.oomScoreAdj: %d is outside [-1000, 1000]", *p.OOMScoreAdj)
 	}
-	return nil
+	return checkProcessUnsupported(p)
 }
 
 func checkNamespaces(s *specs.Spec, _ string) error {

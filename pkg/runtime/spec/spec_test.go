@@ -241,13 +241,13 @@ func TestValidate(t *testing.T) {
 		}, "SCMP_ACT_NOTIFY"},
 		{"apparmor", func(s *specs.Spec, _ string) { s.Process.ApparmorProfile = "docker-default" }, "process.apparmorProfile"},
 		{"selinux label", func(s *specs.Spec, _ string) { s.Process.SelinuxLabel = "system_u:system_r:container_t:s0" }, "process.selinuxLabel"},
-		{"scheduler", func(s *specs.Spec, _ string) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther} }, "process.scheduler"},
-		{"io priority", func(s *specs.Spec, _ string) {
-			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 4}
-		}, "process.ioPriority"},
+		{"bad scheduler", func(s *specs.Spec, _ string) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedRR} }, "process.scheduler.priority"},
+		{"bad io priority", func(s *specs.Spec, _ string) {
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 9}
+		}, "process.ioPriority.priority"},
 		{"exec cpu affinity", func(s *specs.Spec, _ string) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0"} }, "process.execCPUAffinity"},
 		{"intel rdt", func(s *specs.Spec, _ string) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} }, "linux.intelRdt"},
-		{"personality", func(s *specs.Spec, _ string) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux} }, "linux.personality"},
+		{"bad personality", func(s *specs.Spec, _ string) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "BSD"} }, "linux.personality.domain"},
 		{"time offsets", func(s *specs.Spec, _ string) {
 			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}}
 		}, "linux.timeOffsets"},

@@ -5,27 +5,14 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/xstack/xstack/pkg/runtime/procattr"
 	"github.com/xstack/xstack/pkg/runtime/seccomp"
 )
 
-// checkUnsupported refuses configuration this runtime does not implement
-// yet. Silently ignoring a security or isolation setting would run the
+// checkUnsupported refuses container configuration this runtime does not
+// implement yet, and checks the container-wide kernel attributes it does. Silently ignoring a security or isolation setting would run the
 // container with weaker guarantees than its author asked for.
 func checkUnsupported(s *specs.Spec, _ string) error {
-	if p := s.Process; p != nil {
-		switch {
-		case p.ApparmorProfile != "":
-			return fmt.Errorf("process.apparmorProfile: AppArmor is not supported by this version of xrunc")
-		case p.SelinuxLabel != "":
-			return fmt.Errorf("process.selinuxLabel: SELinux is not supported by this version of xrunc")
-		case p.Scheduler != nil:
-			return fmt.Errorf("process.scheduler: not supported by this version of xrunc")
-		case p.IOPriority != nil:
-			return fmt.Errorf("process.ioPriority: not supported by this version of xrunc")
-		case p.ExecCPUAffinity != nil:
-			return fmt.Errorf("process.execCPUAffinity: not supported by this version of xrunc")
-		}
-	}
 	l := s.Linux
 	if l == nil {
 		return nil
@@ -33,8 +20,6 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 	switch {
 	case l.IntelRdt != nil:
 		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc")
-	case l.Personality != nil:
-		return fmt.Errorf("linux.personality: not supported by this version of xrunc")
 	case len(l.TimeOffsets) > 0:
 		return fmt.Errorf("linux.timeOffsets: not supported by this version of xrunc")
 	case l.MemoryPolicy != nil:
@@ -43,6 +28,11 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 		return fmt.Errorf("linux.netDevices: not supported by this version of xrunc")
 	case l.MountLabel != "":
 		return fmt.Errorf("linux.mountLabel: SELinux is not supported by this version of xrunc")
+	}
+	if l.Personality != nil {
+		if _, err := procattr.Personality(l.Personality); err != nil {
+			return err
+		}
 	}
 	if HasNamespace(s, specs.TimeNamespace) {
 		return fmt.Errorf("linux.namespaces: the time namespace is not supported by this version of xrunc")
@@ -66,6 +56,30 @@ func checkSeccomp(s *specs.Spec, _ string) error {
 	}
 	if prog.Notify {
 		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, which this version of xrunc does not support")
+	}
+	return nil
+}
+
+// checkProcessUnsupported refuses process settings this runtime does not
+// implement; exec processes go through it too.
+func checkProcessUnsupported(p *specs.Process) error {
+	switch {
+	case p.ApparmorProfile != "":
+		return fmt.Errorf("process.apparmorProfile: AppArmor is not supported by this version of xrunc")
+	case p.SelinuxLabel != "":
+		return fmt.Errorf("process.selinuxLabel: SELinux is not supported by this version of xrunc")
+	case p.ExecCPUAffinity != nil:
+		return fmt.Errorf("process.execCPUAffinity: not supported by this version of xrunc")
+	}
+	if p.Scheduler != nil {
+		if _, err := procattr.SchedAttr(p.Scheduler); err != nil {
+			return err
+		}
+	}
+	if p.IOPriority != nil {
+		if _, err := procattr.IOPrio(p.IOPriority); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -153,9 +153,12 @@ type Container struct {
 	ReadonlyPaths     []string            `json:"readonlyPaths,omitempty"`
 	// UserNS is set when the container has a user namespace (new or
 	// joined).
-	UserNS               bool         `json:"userNS,omitempty"`
-	CreateContainerHooks []specs.Hook `json:"createContainerHooks,omitempty"`
-	StartContainerHooks  []specs.Hook `json:"startContainerHooks,omitempty"`
+	UserNS bool `json:"userNS,omitempty"`
+	// Personality is linux.personality, applied to the init only (exec
+	// processes inherit none, as with runc).
+	Personality          *specs.LinuxPersonality `json:"personality,omitempty"`
+	CreateContainerHooks []specs.Hook            `json:"createContainerHooks,omitempty"`
+	StartContainerHooks  []specs.Hook            `json:"startContainerHooks,omitempty"`
 }
 
 // specView is the part of config.json a new container's init uses.
@@ -170,13 +173,14 @@ type specView struct {
 	Hooks       *specs.Hooks      `json:"hooks"`
 	Annotations map[string]string `json:"annotations"`
 	Linux       *struct {
-		Devices           []specs.LinuxDevice    `json:"devices"`
-		Sysctl            map[string]string      `json:"sysctl"`
-		RootfsPropagation string                 `json:"rootfsPropagation"`
-		MaskedPaths       []string               `json:"maskedPaths"`
-		ReadonlyPaths     []string               `json:"readonlyPaths"`
-		Namespaces        []specs.LinuxNamespace `json:"namespaces"`
-		Seccomp           *specs.LinuxSeccomp    `json:"seccomp"`
+		Devices           []specs.LinuxDevice     `json:"devices"`
+		Sysctl            map[string]string       `json:"sysctl"`
+		RootfsPropagation string                  `json:"rootfsPropagation"`
+		MaskedPaths       []string                `json:"maskedPaths"`
+		ReadonlyPaths     []string                `json:"readonlyPaths"`
+		Namespaces        []specs.LinuxNamespace  `json:"namespaces"`
+		Seccomp           *specs.LinuxSeccomp     `json:"seccomp"`
+		Personality       *specs.LinuxPersonality `json:"personality"`
 	} `json:"linux"`
 }
 
@@ -210,7 +214,7 @@ func (c *InitConfig) FromSpec() error {
 	if l := v.Linux; l != nil {
 		ct.Devices, ct.Sysctl, ct.RootfsPropagation = l.Devices, l.Sysctl, l.RootfsPropagation
 		ct.MaskedPaths, ct.ReadonlyPaths = l.MaskedPaths, l.ReadonlyPaths
-		c.Seccomp = l.Seccomp
+		c.Seccomp, ct.Personality = l.Seccomp, l.Personality
 		for _, ns := range l.Namespaces {
 			// New or joined: either way device nodes cannot be created.
 			ct.UserNS = ct.UserNS || ns.Type == specs.UserNamespace
