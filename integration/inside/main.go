@@ -550,6 +550,9 @@ func probeProcess(pid int) {
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	fmt.Printf("attach %d %s\n", pid, exe)
 	unix.PtraceDetach(pid)
+	// The attach's SIGSTOP put every thread of the process in a group
+	// stop; detaching resumes only the traced one.
+	unix.Kill(pid, unix.SIGCONT)
 }
 
 // cmdSched prints the process's scheduling policy, nice value, static

@@ -313,3 +313,41 @@ func TestNoPidNamespace(t *testing.T) {
 		}
 	})
 }
+
+// TestTimeNamespace: a new time namespace with linux.timeOffsets: the init
+// and every exec'd process share it, its offsets are the spec's, and the
+// boottime offset shows in /proc/uptime.
+func TestTimeNamespace(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		rt.SkipIf(t, "runc", "runc 1.1.5 predates time namespaces (runc 1.2)")
+		const boottime = 100000 // seconds: far above this host's uptime
+		for _, userns := range []bool{false, true} {
+			opts := []testenv.BundleOption{testenv.WithSpec(func(s *specs.Spec) {
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+				s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 86400}, "boottime": {Secs: boottime}}
+			})}
+			if userns {
+				opts = append(opts, testenv.WithUserNS(100000, 100000))
+			}
+			c := rt.CreateStart(t, testenv.NewBundle(t, opts...))
+			offsets := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/proc/self/timens_offsets")
+			if !strings.Contains(offsets, "monotonic") || !strings.Contains(offsets, "86400") || !strings.Contains(offsets, fmt.Sprint(boottime)) {
+				t.Errorf("userns=%v: timens_offsets %q", userns, offsets)
+			}
+			up := strings.Fields(execOK(t, rt, c.ID, nil, "/xtest", "cat", "/proc/uptime"))
+			if secs, err := strconv.ParseFloat(up[0], 64); err != nil || secs < boottime {
+				t.Errorf("userns=%v: container uptime %v, want above the boottime offset %d", userns, up, boottime)
+			}
+			initNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/time", c.Pid(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			self, _ := os.Readlink("/proc/self/ns/time")
+			execNS := kv(execOK(t, rt, c.ID, nil, "/xtest", "ns"))["time"]
+			if initNS == self || execNS != initNS {
+				t.Errorf("userns=%v: time namespaces: host %s, init %s, exec %s", userns, self, initNS, execNS)
+			}
+		}
+	})
+}

@@ -296,7 +296,7 @@ func (cr *creation) initStart(exe *os.File, cloneFlags uintptr) *initStart {
 // cannot serve this spec.
 func (cr *creation) initConfig(early *initStart) (*syncproto.InitConfig, []nsFile, error) {
 	pid, ok := rspec.FindNamespace(cr.spec, specs.PIDNamespace)
-	if !ok || pid.Path != "" || rspec.HasNamespace(cr.spec, specs.UserNamespace) {
+	if !ok || pid.Path != "" || rspec.HasNamespace(cr.spec, specs.UserNamespace) || rspec.HasNamespace(cr.spec, specs.TimeNamespace) {
 		return nil, nil, nil
 	}
 	cfg := early.cfg
@@ -339,6 +339,8 @@ func (cr *creation) lateNamespaces(late *initStart) error {
 		case ns.Type == specs.CgroupNamespace:
 			// Created by the init once it sits in its cgroup.
 			late.cfg.NewCgroupNS = true
+		case ns.Type == specs.TimeNamespace:
+			late.newTime, late.timeOffsets = true, s.Linux.TimeOffsets
 		default:
 			late.cloneFlags |= flag
 		}

@@ -37,7 +37,11 @@ type initStart struct {
 	joins      []nsFile
 	// idMaps are the uid/gid maps of a new user namespace.
 	uidMaps, gidMaps []specs.LinuxIDMapping
-	stdio            Stdio
+	// newTime asks for a new time namespace with timeOffsets. Not a clone
+	// flag: the offsets must be written before any process is inside.
+	newTime     bool
+	timeOffsets map[string]specs.LinuxTimeOffset
+	stdio       Stdio
 	// preserved are the caller's fds 3.. that the container keeps.
 	preserved []*os.File
 	console   *os.File // connected console socket, or nil
@@ -113,7 +117,10 @@ func startInit(s *initStart) (*initProcess, error) {
 	setFiles := func() { cmd.ExtraFiles = files }
 
 	var p *initProcess
-	if joinsUser(s.joins) {
+	if needsHelper(s.joins) {
+		if s.newTime {
+			return nil, errors.New("a new time namespace together with a joined user or time namespace is not supported")
+		}
 		p, err = startViaHelper(s, cmd, parent, syncFd, exeFd, add, setFiles)
 	} else {
 		p, err = startDirect(s, cmd, parent, exeFd, add, setFiles)
@@ -125,9 +132,11 @@ func startInit(s *initStart) (*initProcess, error) {
 	return p, nil
 }
 
-func joinsUser(joins []nsFile) bool {
+// needsHelper reports whether a namespace to join can only be entered by a
+// single-threaded process: a user namespace, or a time namespace.
+func needsHelper(joins []nsFile) bool {
 	for _, j := range joins {
-		if j.typ == unix.CLONE_NEWUSER {
+		if j.typ == unix.CLONE_NEWUSER || j.typ == unix.CLONE_NEWTIME {
 			return true
 		}
 	}
@@ -158,18 +167,22 @@ func startDirect(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, exeFd int, a
 		setns = append(setns, j)
 	}
 	setFiles()
-	if err := startFromNamespaces(cmd, setns); err != nil {
+	var newTime func() error
+	if s.newTime {
+		newTime = func() error { return unshareTime(s.timeOffsets) }
+	}
+	if err := startFromNamespaces(cmd, setns, newTime); err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	return &initProcess{pid: cmd.Process.Pid, conn: conn, proc: cmd.Process}, nil
 }
 
 // startFromNamespaces runs cmd.Start on an OS thread that has entered the
-// given namespaces. The thread is never handed back to the Go scheduler:
-// when the goroutine ends with the thread still locked, the runtime
-// terminates the thread.
-func startFromNamespaces(cmd *exec.Cmd, joins []nsFile) error {
-	if len(joins) == 0 {
+// given namespaces, and run prepare (if any) on it. The thread is never
+// handed back to the Go scheduler: when the goroutine ends with the thread
+// still locked, the runtime terminates the thread.
+func startFromNamespaces(cmd *exec.Cmd, joins []nsFile, prepare func() error) error {
+	if len(joins) == 0 && prepare == nil {
 		return cmd.Start()
 	}
 	errc := make(chan error, 1)
@@ -181,9 +194,45 @@ func startFromNamespaces(cmd *exec.Cmd, joins []nsFile) error {
 				return
 			}
 		}
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				errc <- err
+				return
+			}
+		}
 		errc <- cmd.Start()
 	}()
 	return <-errc
+}
+
+// timeClocks maps the spec's clock names to timens_offsets' clock ids.
+var timeClocks = map[string]int{"monotonic": unix.CLOCK_MONOTONIC, "boottime": unix.CLOCK_BOOTTIME}
+
+// unshareTime gives the calling thread's future children a new time
+// namespace with the offsets applied. The thread itself stays where it is
+// (time_for_children), and the offsets can be written only until the
+// first process enters: the init forked next.
+func unshareTime(offsets map[string]specs.LinuxTimeOffset) error {
+	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+		return fmt.Errorf("create time namespace: %w", err)
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for name, o := range offsets {
+		clock, ok := timeClocks[name]
+		if !ok {
+			return fmt.Errorf("linux.timeOffsets: unknown clock %q", name)
+		}
+		fmt.Fprintf(&b, "%d %d %d\n", clock, o.Secs, o.Nanosecs)
+	}
+	// Namespaces are per thread and this one is locked, but
+	// /proc/self/timens_offsets is the main thread's: /proc/TID is this one.
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/timens_offsets", unix.Gettid()), []byte(b.String()), 0); err != nil {
+		return fmt.Errorf("write time namespace offsets: %w", err)
+	}
+	return nil
 }
 
 func idMaps(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {

@@ -248,10 +248,21 @@ func TestValidate(t *testing.T) {
 		{"exec cpu affinity", func(s *specs.Spec, _ string) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0"} }, "process.execCPUAffinity"},
 		{"intel rdt", func(s *specs.Spec, _ string) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} }, "linux.intelRdt"},
 		{"bad personality", func(s *specs.Spec, _ string) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "BSD"} }, "linux.personality.domain"},
-		{"time offsets", func(s *specs.Spec, _ string) {
+		{"time offsets without a time namespace", func(s *specs.Spec, _ string) {
 			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}}
-		}, "linux.timeOffsets"},
-		{"time namespace", addNS(specs.LinuxNamespace{Type: specs.TimeNamespace}), "linux.namespaces: the time namespace"},
+		}, "linux.timeOffsets: given without a time namespace"},
+		{"time namespace with offsets", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.TimeNamespace})(s, b)
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}, "boottime": {Secs: -5}}
+		}, ""},
+		{"time offsets of an unknown clock", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.TimeNamespace})(s, b)
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"realtime": {Secs: 10}}
+		}, `linux.timeOffsets: unknown clock "realtime"`},
+		{"time offsets on a joined time namespace", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.TimeNamespace, Path: "/proc/self/ns/time"})(s, b)
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10}}
+		}, "linux.timeOffsets: cannot be set on a joined time namespace"},
 		{"mount label", func(s *specs.Spec, _ string) { s.Linux.MountLabel = "system_u:object_r:container_file_t:s0" }, "linux.mountLabel"},
 		{"memory policy", func(s *specs.Spec, _ string) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_BIND"} }, "linux.memoryPolicy"},
 		{"net devices", func(s *specs.Spec, _ string) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}} }, "linux.netDevices"},

@@ -20,8 +20,6 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 	switch {
 	case l.IntelRdt != nil:
 		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc")
-	case len(l.TimeOffsets) > 0:
-		return fmt.Errorf("linux.timeOffsets: not supported by this version of xrunc")
 	case l.MemoryPolicy != nil:
 		return fmt.Errorf("linux.memoryPolicy: not supported by this version of xrunc")
 	case len(l.NetDevices) > 0:
@@ -34,8 +32,25 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 			return err
 		}
 	}
-	if HasNamespace(s, specs.TimeNamespace) {
-		return fmt.Errorf("linux.namespaces: the time namespace is not supported by this version of xrunc")
+	return checkTimeNamespace(s)
+}
+
+// checkTimeNamespace: offsets need a new time namespace, and only the
+// monotonic and boottime clocks have one.
+func checkTimeNamespace(s *specs.Spec) error {
+	ns, ok := FindNamespace(s, specs.TimeNamespace)
+	switch {
+	case len(s.Linux.TimeOffsets) == 0:
+		return nil
+	case !ok:
+		return fmt.Errorf("linux.timeOffsets: given without a time namespace in linux.namespaces")
+	case ns.Path != "":
+		return fmt.Errorf("linux.timeOffsets: cannot be set on a joined time namespace (%s)", ns.Path)
+	}
+	for clock := range s.Linux.TimeOffsets {
+		if clock != "monotonic" && clock != "boottime" {
+			return fmt.Errorf("linux.timeOffsets: unknown clock %q (monotonic or boottime)", clock)
+		}
 	}
 	return nil
 }
