@@ -10,6 +10,7 @@ packages=(
 	docker-registry     # a real OCI registry on 127.0.0.1 for the pull tests
 	skopeo              # pushes the test image into it
 	systemd             # systemd-analyze verifies the xd unit
+	criu                # checkpoint/restore: xrunc says why it cannot (CRIU 3.17 fails criu check on this kernel)
 	jq iproute2 procps util-linux
 	time                # GNU time: the bench measures the peak RSS of create with it
 )

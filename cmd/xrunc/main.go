@@ -39,6 +39,7 @@ type globals struct {
 	rt            *runtime.Runtime
 	logToStderr   bool
 	systemdCgroup bool
+	criu          string // --criu: the CRIU binary checkpoint and restore would run
 }
 
 var g globals
@@ -65,6 +66,7 @@ func main() {
 			createCommand, startCommand, runCommand, stateCommand, listCommand,
 			killCommand, deleteCommand, execCommand, psCommand, pauseCommand,
 			resumeCommand, updateCommand, specCommand, featuresCommand, eventsCommand,
+			checkpointCommand, restoreCommand,
 		},
 		Before: setup,
 	}
@@ -119,6 +121,7 @@ func setup(ctx *cli.Context) error {
 	slog.SetDefault(slog.New(xlog.NewHandler(w, format, level)))
 	g.rt = &runtime.Runtime{Root: gc.String("root"), Log: slog.Default()}
 	g.systemdCgroup = gc.Bool("systemd-cgroup")
+	g.criu = gc.String("criu")
 	return nil
 }
 

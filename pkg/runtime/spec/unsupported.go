@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -19,13 +21,13 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 	}
 	switch {
 	case l.IntelRdt != nil:
-		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc")
+		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc%s", hostLacks("a resctrl filesystem (Intel RDT)", hasFilesystem("resctrl")))
 	case l.MemoryPolicy != nil:
 		return fmt.Errorf("linux.memoryPolicy: not supported by this version of xrunc")
 	case len(l.NetDevices) > 0:
 		return fmt.Errorf("linux.netDevices: not supported by this version of xrunc")
 	case l.MountLabel != "":
-		return fmt.Errorf("linux.mountLabel: SELinux is not supported by this version of xrunc")
+		return fmt.Errorf("linux.mountLabel: SELinux is not supported by this version of xrunc%s", hostLacks("SELinux", selinuxEnabled()))
 	}
 	if l.Personality != nil {
 		if _, err := procattr.Personality(l.Personality); err != nil {
@@ -80,9 +82,9 @@ func checkSeccomp(s *specs.Spec, _ string) error {
 func checkProcessUnsupported(p *specs.Process) error {
 	switch {
 	case p.ApparmorProfile != "":
-		return fmt.Errorf("process.apparmorProfile: AppArmor is not supported by this version of xrunc")
+		return fmt.Errorf("process.apparmorProfile: AppArmor is not supported by this version of xrunc%s", hostLacks("AppArmor", apparmorEnabled()))
 	case p.SelinuxLabel != "":
-		return fmt.Errorf("process.selinuxLabel: SELinux is not supported by this version of xrunc")
+		return fmt.Errorf("process.selinuxLabel: SELinux is not supported by this version of xrunc%s", hostLacks("SELinux", selinuxEnabled()))
 	case p.ExecCPUAffinity != nil:
 		return fmt.Errorf("process.execCPUAffinity: not supported by this version of xrunc")
 	}
@@ -97,4 +99,37 @@ func checkProcessUnsupported(p *specs.Process) error {
 		}
 	}
 	return nil
+}
+
+// hostLacks adds to a refusal that the host could not do it either, so
+// that the user knows a newer xrunc alone would not help.
+func hostLacks(what string, has bool) string {
+	if has {
+		return ""
+	}
+	return ", and this host has no " + what + " enabled"
+}
+
+func apparmorEnabled() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.TrimSpace(string(b)) == "Y"
+}
+
+func selinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}
+
+// hasFilesystem reports whether the kernel knows filesystem type name.
+func hasFilesystem(name string) bool {
+	b, err := os.ReadFile("/proc/filesystems")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[len(f)-1] == name {
+			return true
+		}
+	}
+	return false
 }
