@@ -52,23 +52,26 @@ unit: build
 integration: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TESTFLAGS) ./integration/...
 
-# fuzz runs every fuzz target for FUZZTIME beyond its seed corpus (which
-# unit already runs): the parsers of untrusted input (config.json, user
-# strings, /etc/passwd, mountinfo) and in-rootfs path resolution. A failing
-# input lands in the package's testdata/fuzz for `go test` to replay.
-FUZZTIME ?= 5s
+# fuzz runs every fuzz target for a bounded number of inputs beyond its seed
+# corpus (which unit already runs): the parsers of untrusted input
+# (config.json, user strings, /etc/passwd, mountinfo) and in-rootfs path
+# resolution. Budgets are input counts, about 5 s each here, not durations:
+# a duration ends in a race of Go 1.26's fuzz coordinator that fails the
+# target with "context deadline exceeded" (golang/go#75804). A failing input
+# lands in the package's testdata/fuzz for `go test` to replay.
 FUZZ_TARGETS := \
-	pkg/runtime/spec:FuzzParseValidate \
-	pkg/runtime/user:FuzzParseUIDGID \
-	pkg/runtime/user:FuzzParsePasswd \
-	pkg/specgen:FuzzResolveUser \
-	pkg/mountinfo:FuzzParse \
-	pkg/runtime/cgroups:FuzzParseMountinfo \
-	pkg/safepath:FuzzMkdirAllNeverEscapes
+	pkg/runtime/spec:FuzzParseValidate:5000 \
+	pkg/runtime/user:FuzzParseUIDGID:50000 \
+	pkg/runtime/user:FuzzParsePasswd:50000 \
+	pkg/specgen:FuzzResolveUser:25000 \
+	pkg/mountinfo:FuzzParse:100000 \
+	pkg/runtime/cgroups:FuzzParseMountinfo:25000 \
+	pkg/safepath:FuzzMkdirAllNeverEscapes:1500
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	  pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; n=$${rest#*:}; \
+	  echo "fuzz $$pkg $$fn: $$n inputs"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $${n}x ./$$pkg; \
 	done
 
 bench: build

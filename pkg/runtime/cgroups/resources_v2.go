@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/xstack/xstack/pkg/runtime/cgroups/devicefilter"
 )
 
 // fileWrite is one write to a file of the container's cgroup directory.
@@ -27,8 +29,8 @@ func (w fileWrite) controller() string {
 // order. Settings with no v2 equivalent are dropped, as runc does: memory
 // swappiness, kernel memory, disableOOMKiller, useHierarchy, blkio leaf
 // weights and net_cls/net_prio. Device rules are not cgroup files on v2:
-// they are an eBPF program attached by the runtime's device filter, outside
-// this package. Unified entries come last so they override converted ones.
+// Set attaches them as an eBPF program (package devicefilter). Unified
+// entries come last so they override converted ones.
 func v2Writes(r *specs.LinuxResources) ([]fileWrite, error) {
 	var writes []fileWrite
 	add := func(file, value string) { writes = append(writes, fileWrite{file, value}) }
@@ -131,6 +133,11 @@ func (m *v2Manager) Set(r *specs.LinuxResources) error {
 	writes, err := v2Writes(r)
 	if err != nil {
 		return err
+	}
+	if len(r.Devices) > 0 {
+		if err := devicefilter.Apply(m.dir, r.Devices); err != nil {
+			return err
+		}
 	}
 	if len(writes) == 0 {
 		return nil
