@@ -47,7 +47,7 @@ var featuresCommand = &cli.Command{
 				Selinux:  &features.Selinux{Enabled: &no},
 				IntelRdt: &features.IntelRdt{Enabled: &no},
 				MountExtensions: &features.MountExtensions{
-					IDMap: &features.IDMap{Enabled: &no},
+					IDMap: &features.IDMap{Enabled: &yes},
 				},
 			},
 		}

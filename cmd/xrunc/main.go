@@ -21,6 +21,7 @@ import (
 	"github.com/xstack/xstack/pkg/cli"
 	xlog "github.com/xstack/xstack/pkg/log"
 	"github.com/xstack/xstack/pkg/runtime"
+	"github.com/xstack/xstack/pkg/runtime/idmap"
 	"github.com/xstack/xstack/pkg/runtime/initp"
 	"github.com/xstack/xstack/pkg/version"
 )
@@ -47,6 +48,9 @@ var g globals
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		initp.Main()
+	}
+	if len(os.Args) > 1 && os.Args[1] == idmap.HolderArg {
+		idmap.HolderMain()
 	}
 	app := &cli.App{
 		Name:    "xrunc",

@@ -419,3 +419,60 @@ echo "tmp $(/xtest mkdir /tmp/x)"`))
 		}
 	})
 }
+
+// TestIDMappedMount: a bind mount with uidMappings/gidMappings (or the
+// idmap option, taking the container's) shows the source's owners through
+// the mapping: 0 on disk is 100000 in a container without a user
+// namespace, and root in a container whose user namespace maps 0 to
+// 100000; files that root creates there are owned by 0 on disk.
+func TestIDMappedMount(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		rt.SkipIf(t, "runc", "runc 1.1.5 predates id-mapped mounts (runc 1.2)")
+		const base = 100000
+		mapping := []specs.LinuxIDMapping{{ContainerID: 0, HostID: base, Size: 65536}}
+		for _, tc := range []struct {
+			name     string
+			userns   bool
+			mount    specs.Mount
+			wantRoot uint32 // owner of the disk's uid 0 inside
+		}{
+			{"own mappings, no user namespace", false,
+				specs.Mount{Destination: "/mnt/idm", Type: "bind", Options: []string{"bind"}, UIDMappings: mapping, GIDMappings: mapping}, base},
+			{"own mappings, user namespace", true,
+				specs.Mount{Destination: "/mnt/idm", Type: "bind", Options: []string{"bind"}, UIDMappings: mapping, GIDMappings: mapping}, 0},
+			{"idmap option, user namespace", true,
+				specs.Mount{Destination: "/mnt/idm", Type: "bind", Options: []string{"rbind", "idmap"}}, 0},
+			{"no mapping, user namespace", true,
+				specs.Mount{Destination: "/mnt/idm", Type: "bind", Options: []string{"bind"}}, 65534},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				src := testenv.TempDir(t, 0o777)
+				if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(filepath.Join(src, "f"), 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				m := tc.mount
+				m.Source = src
+				opts := []testenv.BundleOption{testenv.WithSpec(func(s *specs.Spec) { s.Mounts = append(s.Mounts, m) })}
+				if tc.userns {
+					opts = append(opts, testenv.WithUserNS(base, base))
+				}
+				c := rt.CreateStart(t, testenv.NewBundle(t, opts...))
+				st := parseStat(t, execOK(t, rt, c.ID, nil, "/xtest", "stat", "/mnt/idm/f"))
+				if st.UID != tc.wantRoot || st.GID != tc.wantRoot {
+					t.Errorf("disk 0:0 shows as %d:%d inside, want %d:%d", st.UID, st.GID, tc.wantRoot, tc.wantRoot)
+				}
+				if tc.userns && tc.wantRoot == 0 {
+					execOK(t, rt, c.ID, nil, "/xtest", "write", "/mnt/idm/new", "y")
+					var host unix.Stat_t
+					if err := unix.Stat(filepath.Join(src, "new"), &host); err != nil || host.Uid != 0 || host.Gid != 0 {
+						t.Errorf("file created by the container's root: %v, owner %d:%d on disk, want 0:0", err, host.Uid, host.Gid)
+					}
+				}
+			})
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
 	"github.com/xstack/xstack/pkg/runtime/exeseal"
 	"github.com/xstack/xstack/pkg/runtime/hooks"
+	"github.com/xstack/xstack/pkg/runtime/idmap"
 	"github.com/xstack/xstack/pkg/runtime/proc"
+	"github.com/xstack/xstack/pkg/runtime/rootfs"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 )
@@ -151,6 +154,12 @@ func (cr *creation) run() (*Container, error) {
 		cr.step("init forked again")
 	}
 	cr.completeConfig(cfg)
+	indexes, trees, err := idmappedTrees(s, cr.bundle)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFiles(trees)
+	cfg.IDMappedMounts = indexes
 
 	if cr.cg, err = cgroups.New(cgroupsPath(s), cr.id); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
@@ -185,7 +194,7 @@ func (cr *creation) run() (*Container, error) {
 		}
 		cgMade <- nil
 	}()
-	err = cr.ip.conn.SendConfig(cfg, fdsOf(fds)...)
+	err = cr.ip.conn.SendConfig(cfg, append(fdsOf(fds), fdsOfFiles(trees)...)...)
 	if cerr := <-cgMade; err == nil {
 		err = cerr
 	}
@@ -384,6 +393,44 @@ func cgroupsPath(s *specs.Spec) string {
 		return ""
 	}
 	return s.Linux.CgroupsPath
+}
+
+// idmappedTrees makes the detached, id-mapped trees of the spec's
+// id-mapped bind mounts, and returns them with their mount indexes.
+func idmappedTrees(s *specs.Spec, bundle string) ([]int, []*os.File, error) {
+	var indexes []int
+	var trees []*os.File
+	for i, m := range s.Mounts {
+		if !rootfs.IsIDMapped(m) {
+			continue
+		}
+		uids, gids := m.UIDMappings, m.GIDMappings
+		if len(uids) == 0 && len(gids) == 0 {
+			uids, gids = s.Linux.UIDMappings, s.Linux.GIDMappings
+		}
+		recursive := slices.Contains(m.Options, "rbind") || slices.Contains(m.Options, "ridmap")
+		t, err := idmap.Tree(rspec.BindSource(m, bundle), recursive, uids, gids)
+		if err != nil {
+			closeFiles(trees)
+			return nil, nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
+		}
+		indexes, trees = append(indexes, i), append(trees, t)
+	}
+	return indexes, trees, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+func fdsOfFiles(fs []*os.File) []int {
+	fds := make([]int, len(fs))
+	for i, f := range fs {
+		fds[i] = int(f.Fd())
+	}
+	return fds
 }
 
 func fdsOf(joins []nsFile) []int {

@@ -65,9 +65,10 @@ func run(conn *syncproto.Conn) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if len(nsFds) != len(cfg.JoinTypes) {
-		return fmt.Errorf("protocol error: %d namespace fds for %d namespaces", len(nsFds), len(cfg.JoinTypes))
+	if len(nsFds) != len(cfg.JoinTypes)+len(cfg.IDMappedMounts) {
+		return fmt.Errorf("protocol error: %d fds for %d namespaces and %d id-mapped mounts", len(nsFds), len(cfg.JoinTypes), len(cfg.IDMappedMounts))
 	}
+	nsFds, treeFds := nsFds[:len(cfg.JoinTypes)], nsFds[len(cfg.JoinTypes):]
 	if cfg.SpecJSON != nil {
 		if err := cfg.FromSpec(); err != nil {
 			return err
@@ -96,7 +97,7 @@ func run(conn *syncproto.Conn) error {
 		if err := enterNamespaces(nsFds, cfg.JoinTypes, cfg.Unshare); err != nil {
 			return err
 		}
-		return newContainer(conn, cfg)
+		return newContainer(conn, cfg, treeFds)
 	case syncproto.ModeExec:
 		return joinContainer(conn, cfg)
 	}

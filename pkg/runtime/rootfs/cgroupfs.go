@@ -25,7 +25,7 @@ func cgroupMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error 
 	hs := c.Cgroups
 	if len(hs) == 1 && hs[0].Unified {
 		bind := specs.Mount{Destination: m.Destination, Source: hs[0].Dir, Type: "bind", Options: append([]string{"rbind"}, m.Options...)}
-		return bindMount(root, c, bind, parseOptions(bind.Options))
+		return bindMount(root, c, -1, bind, parseOptions(bind.Options))
 	}
 
 	// Build the tmpfs writable, fill it, then apply ro at the end.

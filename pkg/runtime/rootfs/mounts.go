@@ -53,7 +53,7 @@ func checkProcDestination(m specs.Mount) error {
 	return nil
 }
 
-func mountOne(root *os.File, c *Config, m specs.Mount) error {
+func mountOne(root *os.File, c *Config, index int, m specs.Mount) error {
 	if err := checkProcDestination(m); err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func mountOne(root *os.File, c *Config, m specs.Mount) error {
 	var err error
 	switch {
 	case o.bind:
-		err = bindMount(root, c, m, o)
+		err = bindMount(root, c, index, m, o)
 	case m.Type == "cgroup" || m.Type == "cgroup2":
 		err = cgroupMount(root, c, m, o)
 	default:
@@ -153,7 +153,9 @@ func openStrictDir(root *os.File, dest string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), dest), nil
 }
 
-func bindMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
+// bindMount binds m.Source (index is m's place in c.Mounts, -1 for a mount
+// that is not the spec's).
+func bindMount(root *os.File, c *Config, index int, m specs.Mount, o mountOptions) error {
 	st, err := os.Stat(m.Source)
 	if err != nil {
 		return fmt.Errorf("bind mount %s: source: %w", m.Destination, err)
@@ -164,13 +166,19 @@ func bindMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 	}
 	defer target.Close()
 
-	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
-	if o.recursive {
-		flags |= unix.AT_RECURSIVE
-	}
-	tree, err := unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
-	if err != nil {
-		return fmt.Errorf("bind mount %s on %s: clone source: %w", m.Source, m.Destination, err)
+	tree, idmapped := c.IDMapped[index]
+	switch {
+	case idmapped:
+	case IsIDMapped(m):
+		return fmt.Errorf("bind mount %s: id-mapped, but the runtime sent no id-mapped tree", m.Destination)
+	default:
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+		if o.recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		if tree, err = unix.OpenTree(unix.AT_FDCWD, m.Source, flags); err != nil {
+			return fmt.Errorf("bind mount %s on %s: clone source: %w", m.Source, m.Destination, err)
+		}
 	}
 	defer unix.Close(tree)
 	if err := setBindAttrs(tree, m, o); err != nil {
@@ -202,10 +210,21 @@ func setBindAttrs(tree int, m specs.Mount, o mountOptions) error {
 			return fmt.Errorf("bind mount %s: set attributes: %w", m.Destination, err)
 		}
 	}
-	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-		return fmt.Errorf("bind mount %s: id-mapped mounts are not supported yet", m.Destination)
-	}
 	return nil
+}
+
+// IsIDMapped reports whether m asks for an id-mapped mount: mappings of
+// its own, or the "idmap"/"ridmap" option (then the container's mappings).
+func IsIDMapped(m specs.Mount) bool {
+	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "idmap" || o == "ridmap" {
+			return true
+		}
+	}
+	return false
 }
 
 func setPropagation(mnt int, dest string, props []uintptr) error {

@@ -178,7 +178,7 @@ func (o *mountOptions) dataString() string {
 // KnownMountOptions lists every option word this package interprets
 // itself (everything else is passed to the filesystem as data).
 func KnownMountOptions() []string {
-	seen := map[string]bool{"bind": true, "rbind": true}
+	seen := map[string]bool{"bind": true, "rbind": true, "idmap": true, "ridmap": true}
 	for k := range flagOptions {
 		seen[k] = true
 	}

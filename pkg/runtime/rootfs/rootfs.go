@@ -45,6 +45,9 @@ type Config struct {
 	NoPivot bool
 	// Cwd is the process's working directory, created if missing.
 	Cwd string
+	// IDMapped maps the index of an id-mapped bind mount in Mounts to the
+	// fd of its tree, detached and already id-mapped by the runtime.
+	IDMapped map[int]int
 }
 
 // Prepare does everything before the root switch: it makes the host's
@@ -76,8 +79,8 @@ func Prepare(c *Config) error {
 	defer root.Close()
 
 	bindDev := false
-	for _, m := range c.Mounts {
-		if err := mountOne(root, c, m); err != nil {
+	for i, m := range c.Mounts {
+		if err := mountOne(root, c, i, m); err != nil {
 			return err
 		}
 		if filepath.Clean(m.Destination) == "/dev" && isBind(m) {

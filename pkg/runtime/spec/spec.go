@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -315,9 +316,33 @@ func checkMounts(s *specs.Spec, bundle string) error {
 		} else if m.Type == "" {
 			return fmt.Errorf("%s.type: missing for %q (only bind mounts may omit it)", field, m.Destination)
 		}
-		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-			if !IsBind(m) {
-				return fmt.Errorf("%s: id mappings are only supported on bind mounts", field)
+		if err := checkIDMappedMount(s, m, field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkIDMappedMount: an id-mapped mount is a bind mount with both uid and
+// gid mappings, its own or, with the idmap/ridmap option alone, the
+// container's user namespace's.
+func checkIDMappedMount(s *specs.Spec, m specs.Mount, field string) error {
+	option := slices.Contains(m.Options, "idmap") || slices.Contains(m.Options, "ridmap")
+	own := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+	switch {
+	case !own && !option:
+		return nil
+	case !IsBind(m):
+		return fmt.Errorf("%s: id-mapped mounts are only supported on bind mounts", field)
+	case own && (len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0):
+		return fmt.Errorf("%s: an id-mapped mount needs both uidMappings and gidMappings", field)
+	case !own && (s.Linux == nil || len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0):
+		return fmt.Errorf("%s: the idmap option without mappings of its own needs the container's user namespace mappings", field)
+	}
+	for _, ms := range [][]specs.LinuxIDMapping{m.UIDMappings, m.GIDMappings} {
+		for _, mp := range ms {
+			if mp.Size == 0 {
+				return fmt.Errorf("%s: an id mapping of size 0", field)
 			}
 		}
 	}

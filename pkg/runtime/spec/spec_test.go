@@ -192,7 +192,21 @@ func TestValidate(t *testing.T) {
 		}, `mounts[0].type: missing for "/tmp"`},
 		{"id mapped non-bind", func(s *specs.Spec, _ string) {
 			s.Mounts = []specs.Mount{{Destination: "/tmp", Type: "tmpfs", UIDMappings: []specs.LinuxIDMapping{{Size: 1}}}}
-		}, "mounts[0]: id mappings are only supported on bind mounts"},
+		}, "mounts[0]: id-mapped mounts are only supported on bind mounts"},
+		{"id mapped with uid mappings only", func(s *specs.Spec, b string) {
+			s.Mounts = []specs.Mount{{Destination: "/x", Type: "bind", Source: b, Options: []string{"bind"}, UIDMappings: []specs.LinuxIDMapping{{Size: 1}}}}
+		}, "mounts[0]: an id-mapped mount needs both uidMappings and gidMappings"},
+		{"idmap option without any mappings", func(s *specs.Spec, b string) {
+			s.Mounts = []specs.Mount{{Destination: "/x", Type: "bind", Source: b, Options: []string{"bind", "idmap"}}}
+		}, "needs the container's user namespace mappings"},
+		{"id mapping of size 0", func(s *specs.Spec, b string) {
+			m := []specs.LinuxIDMapping{{HostID: 1000, Size: 0}}
+			s.Mounts = []specs.Mount{{Destination: "/x", Type: "bind", Source: b, Options: []string{"bind"}, UIDMappings: m, GIDMappings: m}}
+		}, "an id mapping of size 0"},
+		{"id mapped bind", func(s *specs.Spec, b string) {
+			m := []specs.LinuxIDMapping{{HostID: 1000, Size: 10}}
+			s.Mounts = []specs.Mount{{Destination: "/x", Type: "bind", Source: b, Options: []string{"bind"}, UIDMappings: m, GIDMappings: m}}
+		}, ""},
 
 		// paths
 		{"masked relative", func(s *specs.Spec, _ string) { s.Linux.MaskedPaths = []string{"/proc/kcore", "proc/keys"} }, `linux.maskedPaths: "proc/keys"`},

@@ -135,6 +135,11 @@ type InitConfig struct {
 	// NewCgroupNS asks the init to unshare its cgroup namespace once it
 	// sits in its cgroup, so the container sees its cgroup as the root.
 	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+	// IDMappedMounts are the indexes, in the spec's mounts, of the
+	// id-mapped bind mounts whose trees the parent made (package idmap);
+	// their fds come with the config message after the namespace fds, in
+	// the same order.
+	IDMappedMounts []int `json:"idMappedMounts,omitempty"`
 }
 
 // Container is the part of the spec a new container's init applies
