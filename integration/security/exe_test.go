@@ -60,6 +60,8 @@ func TestLeakedFdsAndCwd(t *testing.T) {
 			target, _ := os.Readlink(p)
 			if st, err := os.Stat(p); err == nil && st.IsDir() {
 				findings = append(findings, fmt.Sprintf("the created init holds directory fd %s -> %s", e.Name(), target))
+			} else if strings.HasPrefix(target, "/sys/fs/cgroup") {
+				findings = append(findings, fmt.Sprintf("the created init holds cgroupfs fd %s -> %s", e.Name(), target))
 			}
 		}
 		rt.MustRun(t, "start", c.ID)

@@ -242,7 +242,7 @@ func (cr *creation) run() (*Container, error) {
 	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeRun}); err != nil {
 		return nil, err
 	}
-	if err := ip.finish(); err != nil {
+	if err := ip.finish(s.Linux.Seccomp, cr.st.hookState(specs.StateCreating, ip.pid)); err != nil {
 		return nil, err
 	}
 	cr.step("init done")

@@ -140,7 +140,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	if err := ip.conn.Send(&syncproto.Message{Type: syncproto.TypeRun}); err != nil {
 		return nil, err
 	}
-	if err := ip.finish(); err != nil {
+	if err := ip.finish(c.state.Seccomp, c.state.hookState(specs.StateRunning, c.state.InitPid)); err != nil {
 		return nil, err
 	}
 	ip.conn.Close()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xstack/xstack/pkg/runtime/exeseal"
 	"github.com/xstack/xstack/pkg/runtime/nsenter"
+	"github.com/xstack/xstack/pkg/runtime/seccomp"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 )
@@ -370,10 +371,25 @@ func applyLimits(pid int, p *specs.Process) error {
 }
 
 // finish waits for the init's last messages: "done", then EOF (execve
-// succeeded, or the init blocks on exec.fifo) or an error.
-func (p *initProcess) finish() error {
-	if _, _, err := p.conn.Expect(syncproto.TypeDone); err != nil {
+// succeeded, or the init blocks on exec.fifo) or an error. A seccomp
+// listener fd sent with "done" goes to the profile's agent, with state.
+func (p *initProcess) finish(profile *specs.LinuxSeccomp, state *specs.State) error {
+	_, fds, err := p.conn.Expect(syncproto.TypeDone)
+	if err != nil {
 		return err
+	}
+	for _, fd := range fds {
+		defer unix.Close(fd)
+	}
+	switch {
+	case len(fds) > 1:
+		return fmt.Errorf("protocol error: %d fds with the done message", len(fds))
+	case len(fds) == 1 && (profile == nil || profile.ListenerPath == ""):
+		return errors.New("protocol error: a seccomp listener fd without a listenerPath")
+	case len(fds) == 1:
+		if err := seccomp.SendListener(profile, *state, p.pid, fds[0]); err != nil {
+			return err
+		}
 	}
 	m, _, err := p.conn.Recv()
 	if err == io.EOF {

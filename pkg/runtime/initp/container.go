@@ -105,11 +105,11 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig, idmappedTrees
 	if err := handshake(conn); err != nil {
 		return err
 	}
-	exe, env, beforeExec, err := prepareProcess(cfg)
+	exe, env, beforeExec, listener, err := prepareProcess(cfg)
 	if err != nil {
 		return err
 	}
-	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeDone}); err != nil {
+	if err := sendDone(conn, listener); err != nil {
 		return err
 	}
 	if fifo == nil {

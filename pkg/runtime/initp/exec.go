@@ -26,11 +26,11 @@ func joinContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig) error {
 	if err := handshake(conn); err != nil {
 		return err
 	}
-	exe, env, beforeExec, err := prepareProcess(cfg)
+	exe, env, beforeExec, listener, err := prepareProcess(cfg)
 	if err != nil {
 		return err
 	}
-	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeDone}); err != nil {
+	if err := sendDone(conn, listener); err != nil {
 		return err
 	}
 	if err := beforeExec(); err != nil {

@@ -27,23 +27,24 @@ import (
 // execve: load the seccomp filter as late as possible, so the fewest of
 // xrunc's own syscalls go through it. Without no_new_privs the filter needs
 // CAP_SYS_ADMIN, so it is loaded here, before the capabilities are dropped
-// (as runc does).
-func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, error) {
+// (as runc does). A profile with user notification is loaded before this
+// returns, and its listener fd (else -1) is returned for the parent.
+func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, int, error) {
 	p := cfg.Process
 	loadSeccomp := func() error { return nil }
+	listener, notify := -1, false
 	if cfg.Seccomp != nil {
 		prog, err := seccomp.Compile(cfg.Seccomp)
 		if err != nil {
-			return "", nil, nil, fmt.Errorf("seccomp: %w", err)
+			return "", nil, nil, -1, fmt.Errorf("seccomp: %w", err)
 		}
+		notify = prog.Notify
 		loadSeccomp = func() error {
 			fd, err := seccomp.Load(prog)
 			if err != nil {
 				return fmt.Errorf("load seccomp profile: %w", err)
 			}
-			if fd >= 0 {
-				unix.Close(fd) // no listenerPath to send it to (refused at create)
-			}
+			listener = fd // -1 unless the profile notifies
 			return nil
 		}
 	}
@@ -59,13 +60,13 @@ func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, 
 	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return "", nil, nil, fmt.Errorf("set no_new_privs: %w", err)
+			return "", nil, nil, -1, fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
 
 	if !p.NoNewPrivileges {
 		if err := loadSeccomp(); err != nil {
-			return "", nil, nil, err
+			return "", nil, nil, -1, err
 		}
 		loadSeccomp = func() error { return nil }
 	}
@@ -76,46 +77,55 @@ func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, 
 		personality = cfg.Container.Personality
 	}
 	if err := procattr.Apply(p.Scheduler, p.IOPriority, personality); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	capSet, _ := caps.FromSpec(p.Capabilities)
 	if err := capSet.DropBounding(); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	// Try the working directory as root first: it may be reachable only
 	// with root's permissions, or only with the user's (root squashing).
 	cwdDone := unix.Chdir(p.Cwd) == nil
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return "", nil, nil, fmt.Errorf("set keepcaps: %w", err)
+		return "", nil, nil, -1, fmt.Errorf("set keepcaps: %w", err)
 	}
 	if err := setUser(p.User); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-		return "", nil, nil, fmt.Errorf("clear keepcaps: %w", err)
+		return "", nil, nil, -1, fmt.Errorf("clear keepcaps: %w", err)
 	}
 	if err := capSet.Apply(); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	if !cwdDone {
 		if err := unix.Chdir(p.Cwd); err != nil {
-			return "", nil, nil, fmt.Errorf("chdir to cwd (%q) set in config.json: %w", p.Cwd, err)
+			return "", nil, nil, -1, fmt.Errorf("chdir to cwd (%q) set in config.json: %w", p.Cwd, err)
 		}
 	}
 	if err := verifyCwd(); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	if err := closeExtraFds(cfg.PreserveFds); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	exe, err := lookPath(p.Args[0], env)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
 	if err := keepNofile(p.Rlimits); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, -1, err
 	}
-	return exe, env, loadSeccomp, nil
+	if notify && p.NoNewPrivileges {
+		// The notification fd must reach the parent, and through it the
+		// agent, before the container runs: load now, as late as the
+		// parent's presence allows.
+		if err := loadSeccomp(); err != nil {
+			return "", nil, nil, -1, err
+		}
+		loadSeccomp = func() error { return nil }
+	}
+	return exe, env, loadSeccomp, listener, nil
 }
 
 // dedupEnv keeps one entry per variable, the last one given winning, in
@@ -282,4 +292,14 @@ func execve(exe string, args, env []string) error {
 		return fmt.Errorf("exec %s: %w", exe, err)
 	}
 	return nil
+}
+
+// sendDone tells the parent the process is ready to run, handing over the
+// seccomp listener fd if there is one.
+func sendDone(conn *syncproto.Conn, listener int) error {
+	if listener < 0 {
+		return conn.Send(&syncproto.Message{Type: syncproto.TypeDone})
+	}
+	defer unix.Close(listener)
+	return conn.Send(&syncproto.Message{Type: syncproto.TypeDone}, listener)
 }

@@ -7,13 +7,12 @@ import (
 )
 
 // Features lists what xrunc applies, for `xrunc features`: the
-// actions (SCMP_ACT_NOTIFY compiles, but its listener is not supported
-// yet), the comparison operators, the x86 architectures a filter can
+// actions, the comparison operators, the x86 architectures a filter can
 // match, and the filter flags.
 func Features() (actions, operators, archs, flags []string) {
 	for _, a := range []specs.LinuxSeccompAction{
 		specs.ActKill, specs.ActKillThread, specs.ActKillProcess, specs.ActTrap, specs.ActErrno,
-		specs.ActTrace, specs.ActAllow, specs.ActLog,
+		specs.ActTrace, specs.ActAllow, specs.ActLog, specs.ActNotify,
 	} {
 		actions = append(actions, string(a))
 	}

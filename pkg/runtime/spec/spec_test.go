@@ -247,9 +247,17 @@ func TestValidate(t *testing.T) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActErrno}}}
 		}, ""},
 		{"seccomp bad action", func(s *specs.Spec, _ string) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_NOPE"} }, "SCMP_ACT_NOPE"},
-		{"seccomp listener", func(s *specs.Spec, _ string) {
+		{"seccomp listener without notify", func(s *specs.Spec, _ string) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "/run/l.sock"}
-		}, "linux.seccomp.listenerPath"},
+		}, "linux.seccomp.listenerPath: given, but no rule"},
+		{"seccomp notify with a listener", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "/run/l.sock",
+				Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+		}, ""},
+		{"seccomp notify with a relative listener", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "l.sock",
+				Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+		}, "is not an absolute path"},
 		{"seccomp notify", func(s *specs.Spec, _ string) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
 		}, "SCMP_ACT_NOTIFY"},

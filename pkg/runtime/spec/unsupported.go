@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -58,21 +59,25 @@ func checkTimeNamespace(s *specs.Spec) error {
 }
 
 // checkSeccomp compiles the profile now, so a profile that cannot be applied
-// fails create with the field named, before anything exists.
+// fails create with the field named, before anything exists. A profile that
+// notifies needs an agent to send the notifications to, and only such a
+// profile may name one.
 func checkSeccomp(s *specs.Spec, _ string) error {
 	if s.Linux == nil || s.Linux.Seccomp == nil {
 		return nil
 	}
 	p := s.Linux.Seccomp
-	if p.ListenerPath != "" || p.ListenerMetadata != "" {
-		return fmt.Errorf("linux.seccomp.listenerPath: seccomp user notification is not supported by this version of xrunc")
-	}
 	prog, err := seccomp.Compile(p)
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
-	if prog.Notify {
-		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, which this version of xrunc does not support")
+	switch {
+	case prog.Notify && p.ListenerPath == "":
+		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
+	case !prog.Notify && (p.ListenerPath != "" || p.ListenerMetadata != ""):
+		return fmt.Errorf("linux.seccomp.listenerPath: given, but no rule of the profile uses SCMP_ACT_NOTIFY")
+	case p.ListenerPath != "" && !filepath.IsAbs(p.ListenerPath):
+		return fmt.Errorf("linux.seccomp.listenerPath: %q is not an absolute path", p.ListenerPath)
 	}
 	return nil
 }
