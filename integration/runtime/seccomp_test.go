@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -122,27 +123,34 @@ func TestSeccompBadProfile(t *testing.T) {
 func TestSeccompNotify(t *testing.T) {
 	t.Parallel()
 	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
-		agent := startNotifyAgent(t)
-		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
-			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: agent.path, ListenerMetadata: "xtest-meta",
-				Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}}}
-		}), testenv.WithArgs("/bin/sh", "-c", "/xtest mkdir /made-by-init; exec /xtest sleep 3600"))
-		c := rt.CreateStart(t, b)
-		if out := strings.TrimSpace(execOK(t, rt, c.ID, nil, "/xtest", "mkdir", "/made-by-exec")); out != "EXDEV" {
-			t.Errorf("exec's mkdir: %q, want the agent's EXDEV", out)
-		}
-		waitFor(t, func() bool { return strings.Contains(c.Output(t), "EXDEV") }, "the init's mkdir answered by the agent")
-		got := agent.states()
-		if len(got) < 2 {
-			t.Fatalf("agent got %d listener fds, want one for the init and one for the exec", len(got))
-		}
-		for _, st := range got {
-			if st.Metadata != "xtest-meta" || len(st.Fds) != 1 || st.Fds[0] != specs.SeccompFdName || st.State.ID != c.ID || st.Pid <= 0 {
-				t.Errorf("agent got %+v", st)
-			}
-		}
-		if n := agent.answered(); n < 2 {
-			t.Errorf("agent answered %d notifications, want the init's and the exec's", n)
+		// Without no_new_privs the filter is loaded earlier, before the
+		// capabilities are dropped: both paths must hand the fd over.
+		for _, nnp := range []bool{true, false} {
+			t.Run(fmt.Sprintf("noNewPrivileges=%v", nnp), func(t *testing.T) {
+				agent := startNotifyAgent(t)
+				b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+					s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: agent.path, ListenerMetadata: "xtest-meta",
+						Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}}}
+					s.Process.NoNewPrivileges = nnp
+				}), testenv.WithArgs("/bin/sh", "-c", "/xtest mkdir /made-by-init; exec /xtest sleep 3600"))
+				c := rt.CreateStart(t, b)
+				if out := strings.TrimSpace(execOK(t, rt, c.ID, nil, "/xtest", "mkdir", "/made-by-exec")); out != "EXDEV" {
+					t.Errorf("exec's mkdir: %q, want the agent's EXDEV", out)
+				}
+				waitFor(t, func() bool { return strings.Contains(c.Output(t), "EXDEV") }, "the init's mkdir answered by the agent")
+				got := agent.states()
+				if len(got) < 2 {
+					t.Fatalf("agent got %d listener fds, want one for the init and one for the exec", len(got))
+				}
+				for _, st := range got {
+					if st.Metadata != "xtest-meta" || len(st.Fds) != 1 || st.Fds[0] != specs.SeccompFdName || st.State.ID != c.ID || st.Pid <= 0 {
+						t.Errorf("agent got %+v", st)
+					}
+				}
+				if n := agent.answered(); n < 2 {
+					t.Errorf("agent answered %d notifications, want the init's and the exec's", n)
+				}
+			})
 		}
 	})
 }
