@@ -127,3 +127,44 @@ func TestHookFailure(t *testing.T) {
 		snap.AssertNoLeaks(t, rt, b, b.ID)
 	})
 }
+
+// TestPoststopFailureWarns: a failing poststop hook does not fail delete,
+// and (runtime-spec: log a warning, continue as if it had succeeded) the
+// hooks after it still run and the failure is a warning in the log.
+func TestPoststopFailureWarns(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		log := filepath.Join(testenv.TempDir(t, 0o755), "after.log")
+		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{Poststop: []specs.Hook{
+				{Path: "/bin/sh", Args: []string{"sh", "-c", "echo poststop-failed >&2; exit 3"}},
+				{Path: "/bin/sh", Args: []string{"sh", "-c", "echo ran > " + log}},
+			}}
+		}))
+		c := rt.CreateStart(t, b)
+		rt.MustRun(t, "kill", c.ID, "KILL")
+		rt.WaitStatus(t, c.ID, "stopped", shortWait)
+		if r := rt.Run(t, "delete", c.ID); r.Code != 0 {
+			t.Fatalf("delete with a failing poststop hook: %s", r)
+		}
+		if _, _, err := rt.State(t, c.ID); err == nil {
+			t.Errorf("container still there after delete")
+		}
+		if rt.Is("runc") {
+			t.Logf("runc 1.1.5 stops at the failing poststop hook and logs an error: the rest is xrunc's")
+			return
+		}
+		if got, err := os.ReadFile(log); err != nil || strings.TrimSpace(string(got)) != "ran" {
+			t.Errorf("the poststop hook after the failing one: %q, %v", got, err)
+		}
+		warned := false
+		for _, l := range rt.LogLines(t) {
+			if l.Level == "warning" || l.Level == "warn" {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Errorf("no warning logged for the failing poststop hook: %v", rt.LogLines(t))
+		}
+	})
+}

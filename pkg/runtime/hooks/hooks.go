@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -55,7 +56,10 @@ func Of(s *specs.Spec, kind string) []specs.Hook {
 // maxOutput bounds what a hook's output adds to an error message.
 const maxOutput = 4096
 
-// Run runs the hooks of kind in order.
+// Run runs the hooks of kind in order. The first failure stops the others
+// and fails the operation, except for poststop hooks: the container is
+// already gone, so all of them run and their failures are returned
+// together, for the caller to log as a warning (runtime-spec, "poststop").
 func Run(kind string, hs []specs.Hook, state *specs.State) error {
 	if len(hs) == 0 {
 		return nil
@@ -64,12 +68,16 @@ func Run(kind string, hs []specs.Hook, state *specs.State) error {
 	if err != nil {
 		return fmt.Errorf("%s hooks: encode state: %w", kind, err)
 	}
+	var errs []error
 	for i, h := range hs {
 		if err := runOne(h, stdin); err != nil {
-			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+			errs = append(errs, fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err))
+			if kind != Poststop {
+				break
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func runOne(h specs.Hook, stdin []byte) error {

@@ -16,6 +16,7 @@ func TestRun(t *testing.T) {
 	state := &specs.State{Version: "1.2.0", ID: "c1", Status: "creating", Pid: 42, Bundle: "/b"}
 	tests := []struct {
 		name    string
+		kind    string // CreateRuntime if empty
 		hooks   []specs.Hook
 		wantErr string
 		check   func(t *testing.T)
@@ -42,12 +43,25 @@ func TestRun(t *testing.T) {
 				t.Fatal("the hook after a failing one ran")
 			}
 		}},
+		{name: "poststop failures do not stop the others", kind: Poststop, hooks: []specs.Hook{
+			{Path: "/bin/sh", Args: []string{"sh", "-c", "echo first; exit 3"}},
+			{Path: "/bin/sh", Args: []string{"sh", "-c", "touch " + out + ".after"}},
+			{Path: "/bin/sh", Args: []string{"sh", "-c", "echo third; exit 4"}},
+		}, wantErr: "third", check: func(t *testing.T) {
+			if _, err := os.Stat(out + ".after"); err != nil {
+				t.Fatal("the poststop hook after a failing one did not run")
+			}
+		}},
 		{name: "timeout", hooks: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "10"}, Timeout: &one}}, wantErr: "timed out"},
 		{name: "missing binary", hooks: []specs.Hook{{Path: "/no/such/hook"}}, wantErr: "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Run(CreateRuntime, tt.hooks, state)
+			kind := tt.kind
+			if kind == "" {
+				kind = CreateRuntime
+			}
+			err := Run(kind, tt.hooks, state)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("Run: %v", err)
 			}
