@@ -191,6 +191,11 @@ func socketInSocketDir(t *testing.T, address, ns, group string) string {
 	t.Helper()
 	requireRoot(t)
 	path := socketPath(address, ns, group)
+	// On a fresh machine no shim has made the directory yet; the shims
+	// share it, so it stays.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Lstat(path); err == nil {
 		t.Fatalf("%s already exists", path)
 	}
