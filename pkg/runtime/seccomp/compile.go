@@ -47,7 +47,7 @@ const (
 // abi is one syscall ABI the filter handles.
 type abi struct {
 	name   specs.Arch
-	table  map[string]uint32
+	table  syscallTable
 	args32 bool // arguments are 32 bits wide: the high word is always 0
 }
 
@@ -164,15 +164,15 @@ func Compile(p *specs.LinuxSeccomp) (*Program, error) {
 			if name == "" {
 				return nil, fmt.Errorf("%s.names[%d]: empty name", field, j)
 			}
-			_, in64 := sysX86_64[name]
-			_, in32 := sysI386[name]
-			_, inX32 := sysX32[name]
+			_, in64 := sysX86_64.lookup(name)
+			_, in32 := sysI386.lookup(name)
+			_, inX32 := sysX32.lookup(name)
 			if !in64 && !in32 && !inX32 {
 				addUnknown(name)
 				continue
 			}
 			for _, x := range abis {
-				if nr, ok := x.table[name]; ok {
+				if nr, ok := x.table.lookup(name); ok {
 					rules[x][nr] = append(rules[x][nr], r)
 				}
 			}

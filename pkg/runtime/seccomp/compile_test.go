@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -108,8 +109,8 @@ func x64(name string, args ...uint64) input {
 func i386(name string, args ...uint64) input { return call(unix.AUDIT_ARCH_I386, sysI386, name, args) }
 func x32(name string, args ...uint64) input  { return call(unix.AUDIT_ARCH_X86_64, sysX32, name, args) }
 
-func call(arch uint32, table map[string]uint32, name string, args []uint64) input {
-	nr, ok := table[name]
+func call(arch uint32, table syscallTable, name string, args []uint64) input {
+	nr, ok := table.lookup(name)
 	if !ok {
 		panic("no syscall " + name)
 	}
@@ -427,12 +428,12 @@ func TestCompileResult(t *testing.T) {
 // conditional rules, the three x86 ABIs and an ERRNO default.
 func bigProfile(n int) *specs.LinuxSeccomp {
 	names := make([]string, 0, len(sysX86_64))
-	for name := range sysX86_64 {
-		switch name {
+	for _, e := range sysX86_64 {
+		switch e.name {
 		case "personality", "clone", "socket":
 			continue
 		}
-		names = append(names, name)
+		names = append(names, e.name)
 	}
 	sort.Strings(names)
 	names = names[:n]
@@ -498,12 +499,12 @@ func TestBigProfile(t *testing.T) {
 	// Every name of every ABI reaches a verdict without leaving the program.
 	for _, tab := range []struct {
 		arch  uint32
-		table map[string]uint32
+		table syscallTable
 	}{{unix.AUDIT_ARCH_X86_64, sysX86_64}, {unix.AUDIT_ARCH_X86_64, sysX32}, {unix.AUDIT_ARCH_I386, sysI386}} {
-		for name, nr := range tab.table {
-			got := run(t, prog.Filter, input{nr: nr, arch: tab.arch})
+		for _, e := range tab.table {
+			got := run(t, prog.Filter, input{nr: e.nr, arch: tab.arch})
 			if got != retAllow && got != retEPERM && got != errnoRet(38) {
-				t.Errorf("%s (%#x): unexpected %#x", name, nr, got)
+				t.Errorf("%s (%#x): unexpected %#x", e.name, e.nr, got)
 			}
 		}
 	}
@@ -512,16 +513,30 @@ func TestBigProfile(t *testing.T) {
 func TestTables(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		table map[string]uint32
+		table syscallTable
 		name  string
 		nr    uint32
+		ok    bool
 	}{
-		{sysX86_64, "read", 0}, {sysX86_64, "mkdir", 83}, {sysX86_64, "seccomp", unix.SYS_SECCOMP},
-		{sysI386, "read", 3}, {sysI386, "socketcall", 102},
-		{sysX32, "read", x32Bit}, {sysX32, "rt_sigaction", x32Bit | 512},
+		{sysX86_64, "read", 0, true}, {sysX86_64, "mkdir", 83, true}, {sysX86_64, "seccomp", unix.SYS_SECCOMP, true},
+		{sysX86_64, "_sysctl", 0x9c, true}, {sysX86_64, "socketcall", 0, false}, {sysX86_64, "", 0, false},
+		{sysI386, "read", 3, true}, {sysI386, "socketcall", 102, true},
+		{sysX32, "read", x32Bit, true}, {sysX32, "rt_sigaction", x32Bit | 512, true},
 	} {
-		if got, ok := tc.table[tc.name]; !ok || got != tc.nr {
-			t.Errorf("%s = %#x (%v), want %#x", tc.name, got, ok, tc.nr)
+		if got, ok := tc.table.lookup(tc.name); ok != tc.ok || got != tc.nr {
+			t.Errorf("%q = %#x (%v), want %#x (%v)", tc.name, got, ok, tc.nr, tc.ok)
+		}
+	}
+	// lookup is a binary search: every table must be sorted, and every
+	// entry found.
+	for _, table := range []syscallTable{sysX86_64, sysI386, sysX32} {
+		if !slices.IsSortedFunc(table, func(a, b syscallNr) int { return strings.Compare(a.name, b.name) }) {
+			t.Fatal("a syscall table is not sorted by name")
+		}
+		for _, e := range table {
+			if nr, ok := table.lookup(e.name); !ok || nr != e.nr {
+				t.Errorf("lookup(%q) = %#x, %v; want %#x", e.name, nr, ok, e.nr)
+			}
 		}
 	}
 }

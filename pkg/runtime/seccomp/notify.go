@@ -3,7 +3,6 @@ package seccomp
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -24,13 +23,18 @@ func SendListener(p *specs.LinuxSeccomp, state specs.State, pid, fd int) error {
 	if err != nil {
 		return err
 	}
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: p.ListenerPath, Net: "unix"})
+	// A raw socket rather than package net, whose start-up every xrunc
+	// process would pay.
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("seccomp listener %s: %w", p.ListenerPath, err)
 	}
-	defer conn.Close()
-	n, oobn, err := conn.WriteMsgUnix(msg, unix.UnixRights(fd), nil)
-	if err == nil && (n != len(msg) || oobn == 0) {
+	defer unix.Close(sock)
+	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: p.ListenerPath}); err != nil {
+		return fmt.Errorf("seccomp listener %s: connect: %w", p.ListenerPath, err)
+	}
+	n, err := unix.SendmsgN(sock, msg, unix.UnixRights(fd), nil, 0)
+	if err == nil && n != len(msg) {
 		err = fmt.Errorf("short write (%d of %d bytes)", n, len(msg))
 	}
 	if err != nil {

@@ -29,7 +29,7 @@ var (
 	x32Re   = regexp.MustCompile(`^#define __NR_(\w+)\s+\(__X32_SYSCALL_BIT \+ (\d+)\)\s*$`)
 )
 
-// table describes one generated map.
+// table describes one generated table.
 type table struct {
 	header string // file under -include
 	name   string // Go variable
@@ -63,9 +63,9 @@ func main() {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		fmt.Fprintf(&buf, "\n// %s\n// Source: asm/%s (%d entries).\nvar %s = map[string]uint32{\n", t.doc, t.header, len(m), t.name)
+		fmt.Fprintf(&buf, "\n// %s\n// Source: asm/%s (%d entries), sorted by name.\nvar %s = syscallTable{\n", t.doc, t.header, len(m), t.name)
 		for _, n := range names {
-			fmt.Fprintf(&buf, "%q: %#x,\n", n, m[n])
+			fmt.Fprintf(&buf, "{%q, %#x},\n", n, m[n])
 		}
 		buf.WriteString("}\n")
 	}
