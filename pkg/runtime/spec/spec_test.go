@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -414,6 +415,15 @@ func TestParse(t *testing.T) {
 				t.Errorf("version %q", s.Version)
 			}
 		}},
+		{"every linux section", `{"ociVersion":"1.2.0","hostname":"h","domainname":"d","annotations":{"k":"v"},"mounts":[{"destination":"/m","type":"tmpfs"}],"hooks":{"poststop":[{"path":"/bin/true"}]},"linux":{"resources":{"pids":{"limit":5}}},"windows":{"layerFolders":["x"]},"vm":{"hypervisor":{"path":"/h"}}}`, "", func(t *testing.T, s *specs.Spec) {
+			if s.Hostname != "h" || s.Domainname != "d" || s.Annotations["k"] != "v" || len(s.Mounts) != 1 || s.Mounts[0].Destination != "/m" ||
+				s.Hooks == nil || len(s.Hooks.Poststop) != 1 || s.Linux == nil || s.Linux.Resources.Pids.Limit == nil || *s.Linux.Resources.Pids.Limit != 5 {
+				t.Errorf("decoded %+v", s)
+			}
+			if s.Windows != nil || s.VM != nil {
+				t.Errorf("other platforms' sections decoded: windows %+v, vm %+v", s.Windows, s.VM)
+			}
+		}},
 		{"null", `null`, "", func(t *testing.T, s *specs.Spec) {
 			if s == nil || s.Version != "" || s.Root != nil {
 				t.Errorf("decoded %+v", s)
@@ -438,6 +448,30 @@ func TestParse(t *testing.T) {
 			tt.check(t, s)
 		})
 	}
+}
+
+// TestParseCoversSpec: every section of specs.Spec is decoded, except the
+// other platforms'; a new field in a runtime-spec upgrade fails here until
+// linuxSpec has it.
+func TestParseCoversSpec(t *testing.T) {
+	otherPlatforms := map[string]bool{"solaris": true, "windows": true, "vm": true, "zos": true, "freebsd": true}
+	decoded := map[string]bool{}
+	view := reflect.TypeFor[linuxSpec]()
+	for i := range view.NumField() {
+		decoded[jsonName(view.Field(i))] = true
+	}
+	full := reflect.TypeFor[specs.Spec]()
+	for i := range full.NumField() {
+		name := jsonName(full.Field(i))
+		if decoded[name] == otherPlatforms[name] {
+			t.Errorf("specs.Spec field %q: decoded %v, other platform %v", name, decoded[name], otherPlatforms[name])
+		}
+	}
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
 }
 
 func TestLoad(t *testing.T) {
