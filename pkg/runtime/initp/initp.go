@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -53,11 +54,10 @@ func Main() {
 }
 
 func run(conn *syncproto.Conn) error {
-	spareThreads()
-	// Our runtime is up: the parent moves us into the container's cgroups
-	// now, while no thread is being created (a migration waits for thread
-	// creation in the process to finish, and vice versa), and we decode
-	// the config meanwhile.
+	// The spare threads come up while the config is decoded and the
+	// parent moves us into the container's cgroups (its limits apply only
+	// once we report ready).
+	threadsReady := spareThreads()
 	if err := conn.Send(&syncproto.Message{Type: syncproto.TypeBooted}); err != nil {
 		return fmt.Errorf("report start-up: %w", err)
 	}
@@ -94,11 +94,13 @@ func run(conn *syncproto.Conn) error {
 		if _, _, err := conn.Expect(syncproto.TypePlaced); err != nil {
 			return fmt.Errorf("wait for cgroup placement: %w", err)
 		}
+		threadsReady()
 		if err := enterNamespaces(nsFds, cfg.JoinTypes, cfg.Unshare); err != nil {
 			return err
 		}
 		return newContainer(conn, cfg, treeFds)
 	case syncproto.ModeExec:
+		threadsReady()
 		return joinContainer(conn, cfg)
 	}
 	return fmt.Errorf("protocol error: unknown init mode %q", cfg.Mode)
@@ -170,15 +172,20 @@ func joinSessionKeyring(cfg *syncproto.InitConfig) error {
 	return nil
 }
 
-// spareThreads makes the Go runtime start the threads it will want later
-// while we are still outside the container's cgroup. Inside, a pids.max
-// lower than our thread count makes every new thread fail, and the runtime
-// aborts ("failed to create new OS thread"); the goroutine that waits for
-// "xrunc start" on exec.fifo is one such later need. Goroutines blocked in
-// a system call at the same time each hold a thread; once they return, the
-// threads stay idle for the runtime to reuse.
-func spareThreads() {
+// spareThreads makes the Go runtime start the threads it will want later,
+// before the container's limits apply: under a pids.max lower than our
+// thread count every new thread fails, and the runtime aborts ("failed to
+// create new OS thread"); the goroutine that waits for "xrunc start" on
+// exec.fifo is one such later need. Goroutines blocked in a system call at
+// the same time each hold a thread; once they return, the threads stay
+// idle for the runtime to reuse. The returned function waits until they
+// have returned, and puts GOMAXPROCS back.
+func spareThreads() (wait func()) {
 	const spare = 2
+	// With a P each (we run on GOMAXPROCS=1, which the parent sets), the
+	// goroutines get threads at once rather than when the scheduler finds
+	// the first one blocked, and this goroutine goes on meanwhile.
+	procs := runtime.GOMAXPROCS(spare + 1)
 	var wg sync.WaitGroup
 	for range spare {
 		wg.Add(1)
@@ -188,5 +195,8 @@ func spareThreads() {
 			unix.Nanosleep(&ts, nil)
 		}()
 	}
-	wg.Wait()
+	return func() {
+		wg.Wait()
+		runtime.GOMAXPROCS(procs)
+	}
 }

@@ -181,6 +181,39 @@ func TestWireFormat(t *testing.T) {
 	}
 }
 
+// TestBareMessages: bare-type messages skip encoding/json; they must read
+// and write exactly as it would, and everything else must still go
+// through it.
+func TestBareMessages(t *testing.T) {
+	for _, m := range []Message{
+		{Type: TypePid}, {Type: TypeMapped}, {Type: TypeBooted}, {Type: TypePlaced}, {Type: TypeConfig},
+		{Type: TypeHooks}, {Type: TypeHooksDone}, {Type: TypeReady}, {Type: TypeRun}, {Type: TypeDone}, {Type: TypeError},
+		{Type: TypePid, Pid: 7}, {Type: TypeError, Error: `no "such" file`}, {Type: TypeConfig, Config: json.RawMessage(`{"mode":"exec"}`)},
+		{Type: `odd"type`}, {Type: "Ready"}, {Type: ""},
+	} {
+		got, err := encode(&m)
+		if err != nil {
+			t.Fatalf("encode %+v: %v", m, err)
+		}
+		want, _ := json.Marshal(&m)
+		if string(got) != string(want) {
+			t.Errorf("encode %+v = %s, want %s", m, got, want)
+		}
+		back, err := decode(got)
+		if err != nil || back.Type != m.Type || back.Pid != m.Pid || back.Error != m.Error || string(back.Config) != string(m.Config) {
+			t.Errorf("decode %s = %+v, %v; want %+v", got, back, err, m)
+		}
+	}
+	for _, in := range []string{`{"type":"ready","pid":1}`, `{"type":"re\u0061dy"}`, `{"type":"ready"} `, ` {"type":"ready"}`} {
+		got, err := decode([]byte(in))
+		var want Message
+		werr := json.Unmarshal([]byte(in), &want)
+		if (err == nil) != (werr == nil) || (err == nil && !reflect.DeepEqual(*got, want)) {
+			t.Errorf("decode %s = %+v, %v; encoding/json: %+v, %v", in, got, err, want, werr)
+		}
+	}
+}
+
 func TestMessagesKeepBoundaries(t *testing.T) {
 	p, c := pair(t)
 	seq := []Message{{Type: TypeReady}, {Type: TypePid, Pid: 1}, {Type: TypeError, Error: "x"}, {Type: TypeDone}}
