@@ -2,6 +2,7 @@ package xd
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -44,10 +45,28 @@ func TestRestartRecovery(t *testing.T) {
 			if len(shims) != 3 {
 				t.Fatalf("%d shims, want 3", len(shims))
 			}
+			// Two execs in keep: one exits while xd is down, one outlives
+			// the restart.
+			ctx := context.Background()
+			tasks := xdv1.NewTasksClient(d.api())
+			for _, e := range []struct{ id, script string }{
+				{"exits", "while [ ! -e /tmp/exec-go ]; do sleep 0.05; done; exit 3"},
+				{"stays", "exec sleep 1000"},
+			} {
+				if _, err := tasks.Exec(ctx, &xdv1.ExecRequest{ContainerId: "keep", ExecId: e.id, Args: []string{"sh", "-c", e.script}}); err != nil {
+					t.Fatalf("exec %s: %v", e.id, err)
+				}
+				if _, err := tasks.Start(ctx, &xdv1.StartRequest{ContainerId: "keep", ExecId: e.id}); err != nil {
+					t.Fatalf("start exec %s: %v", e.id, err)
+				}
+			}
 
 			d.signal(how)
 			// While xd is down: a container exits, and another's shim is killed.
 			if err := os.WriteFile(filepath.Join(d.state, "bundles", "default", "exits", "rootfs", "tmp", "go"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d.state, "bundles", "default", "keep", "rootfs", "tmp", "exec-go"), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			var deadShim int
@@ -95,6 +114,21 @@ func TestRestartRecovery(t *testing.T) {
 			// The dead shim's bundle and mount are cleaned, the others kept.
 			if _, err := os.Stat(filepath.Join(d.state, "bundles", "default", "shimdies")); !os.IsNotExist(err) {
 				t.Fatalf("dead shim's bundle remains: %v", err)
+			}
+			// Its execs are xd's again: the exit that happened meanwhile is
+			// learned, the running one can be signalled and waited for.
+			tasks = xdv1.NewTasksClient(d.api())
+			if st, err := tasks.Wait(ctx, &xdv1.WaitRequest{ContainerId: "keep", ExecId: "exits"}); err != nil || st.ExitStatus != 3 {
+				t.Fatalf("exec that exited while xd was down: %+v, %v; want exit 3", st, err)
+			}
+			if _, err := tasks.Delete(ctx, &xdv1.DeleteTaskRequest{ContainerId: "keep", ExecId: "exits"}); err != nil {
+				t.Fatalf("delete exec: %v", err)
+			}
+			if _, err := tasks.Kill(ctx, &xdv1.KillRequest{ContainerId: "keep", ExecId: "stays", Signal: uint32(syscall.SIGKILL)}); err != nil {
+				t.Fatalf("kill the exec that outlived the restart: %v", err)
+			}
+			if st, err := tasks.Wait(ctx, &xdv1.WaitRequest{ContainerId: "keep", ExecId: "stays"}); err != nil || st.ExitStatus != 137 {
+				t.Fatalf("exec killed after the restart: %+v, %v; want exit 137", st, err)
 			}
 			// keep is still fully usable.
 			if out := d.ok("exec", "keep", "echo", "alive"); out != "alive\n" {

@@ -169,6 +169,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 			log.Warn("task lost: no bundle")
 			s.recordLost(ns, rec, 255, "task lost: its bundle is gone (host reboot?)")
 		}
+		s.dropExecs(ns, id)
 		return nil, nil
 	}
 	if _, err := os.Stat(filepath.Join(bundle, "address")); err != nil {
@@ -179,6 +180,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 		if rec.Status != xdv1.Status_STOPPED {
 			s.recordLost(ns, rec, 255, "task creation interrupted by an xd restart")
 		}
+		s.dropExecs(ns, id)
 		return nil, nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -197,6 +199,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 				if rec.Status != xdv1.Status_STOPPED {
 					s.recordLost(ns, rec, 255, "task creation interrupted by an xd restart")
 				}
+				s.dropExecs(ns, id)
 				return nil, nil
 			}
 			shim.Close()
@@ -221,6 +224,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 			rec.ExitedAt = timestamppb.New(at)
 			s.recordLost(ns, rec, status, "shim died")
 		}
+		s.dropExecs(ns, id)
 		return nil, nil
 	}
 	t := &task{
@@ -243,6 +247,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 		p.io = nil
 	}
 	t.procs[""] = p
+	execs := t.adoptExecs(ctx)
 	s.mu.Lock()
 	s.tasks[taskKey(ns, id)] = t
 	s.mu.Unlock()
@@ -251,10 +256,71 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 		// It exited while xd was down: State has its status.
 		t.exited(p, st.ExitStatus, st.ExitedAt.AsTime(), "")
 	}
-	if p.exit != nil {
+	var watch []*process
+	if p.exit == nil {
+		watch = append(watch, p)
+	}
+	for _, e := range execs {
+		if e.exit == nil {
+			watch = append(watch, e)
+		}
+	}
+	if len(watch) == 0 {
 		return t.snapshotRecord(), nil
 	}
-	return t.snapshotRecord(), func() { go t.watch(p) }
+	return t.snapshotRecord(), func() {
+		for _, p := range watch {
+			go t.watch(p)
+		}
+	}
+}
+
+// adoptExecs re-attaches the exec processes recorded for a task whose shim
+// answered: those the shim still holds, running or exited, are the task's
+// again (an exit not yet recorded is learned by the watch); the records of
+// the others are dropped.
+func (t *task) adoptExecs(ctx context.Context) []*process {
+	recs, err := t.s.db.ListExecs(t.ns, t.id)
+	if err != nil {
+		t.log.Error("list execs", "error", err)
+		return nil
+	}
+	var procs []*process
+	for _, rec := range recs {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := t.shim.Task().State(dctx, &taskapi.StateRequest{ID: t.id, ExecID: rec.ExecId})
+		cancel()
+		if err != nil {
+			if errdefs.IsNotFound(errgrpc.ToNative(err)) {
+				if err := t.s.db.DeleteExec(t.ns, t.id, rec.ExecId); err != nil {
+					t.log.Error("forget exec", "exec", rec.ExecId, "error", err)
+				}
+			} else {
+				t.log.Warn("exec state", "exec", rec.ExecId, "error", err)
+			}
+			continue
+		}
+		p := &process{execID: rec.ExecId, tty: rec.Tty, stdin: rec.Stdin, exited: make(chan struct{}), pid: st.Pid}
+		if rec.ExitedAt != nil {
+			// Its exit was recorded before xd went down: not news.
+			p.exit = &xdv1.ExitStatus{ExitStatus: rec.ExitStatus, ExitedAt: rec.ExitedAt, Pid: p.pid}
+			close(p.exited)
+		} else if p.io, err = taskio.Reopen(taskio.Config{Dir: filepath.Join(t.bundle, "io"), Name: "exec-" + rec.ExecId, Stdin: rec.Stdin, Terminal: rec.Tty}); err != nil {
+			// Its output has no reader until then: it could block.
+			t.log.Warn("reopen exec stdio", "exec", rec.ExecId, "error", err)
+			p.io = nil
+		}
+		t.procs[rec.ExecId] = p
+		procs = append(procs, p)
+	}
+	return procs
+}
+
+// dropExecs forgets the exec records of a task that is gone.
+func (s *Server) dropExecs(ns, id string) {
+	if err := s.db.DeleteExecs(ns, id); err != nil {
+		s.log.Error("forget execs", "ns", ns, "id", id, "error", err)
+	}
 }
 
 // recordLost marks a task exited without a shim to ask, and says so.

@@ -43,6 +43,7 @@ type process struct {
 	execID string
 	io     *taskio.IO
 	tty    bool
+	stdin  bool // an exec's: it asked for a stdin stream
 	// exited is closed once exit is set.
 	exited chan struct{}
 	exit   *xdv1.ExitStatus
@@ -103,6 +104,18 @@ func (t *task) persist() {
 	rec := t.snapshotRecord()
 	if err := t.s.db.PutTask(t.ns, rec); err != nil {
 		t.log.Error("persist task", "error", err)
+	}
+}
+
+// persistExec records an exec process, with its exit once it has one
+// (set by the caller, who also closes exited only afterwards).
+func (t *task) persistExec(p *process) {
+	rec := &xdv1.Task{ContainerId: t.id, ExecId: p.execID, Pid: p.pid, Tty: p.tty, Stdin: p.stdin, Status: xdv1.Status_CREATED}
+	if p.exit != nil {
+		rec.Status, rec.ExitStatus, rec.ExitedAt = xdv1.Status_STOPPED, p.exit.ExitStatus, p.exit.ExitedAt
+	}
+	if err := t.s.db.PutExec(t.ns, rec); err != nil {
+		t.log.Error("persist exec", "exec", p.execID, "error", err)
 	}
 }
 
@@ -205,7 +218,13 @@ func (t *task) exited(p *process, status uint32, at time.Time, why string) {
 		return
 	}
 	p.exit = &xdv1.ExitStatus{ExitStatus: status, ExitedAt: timestamppb.New(at), Pid: p.pid}
-	if p.execID == "" {
+	if p.execID != "" {
+		t.mu.Unlock()
+		// Recorded before anyone can see the exit (and delete the exec),
+		// so that a restarted xd knows it is not news.
+		t.persistExec(p)
+		t.mu.Lock()
+	} else {
 		t.record.Status = xdv1.Status_STOPPED
 		t.record.ExitStatus = status
 		t.record.ExitedAt = timestamppb.New(at)
@@ -242,6 +261,7 @@ func (t *task) detach() {
 // too (the shim's delete already unmounted the rootfs).
 func (s *Server) forgetTask(t *task, removeBundle bool) {
 	t.goneOnce.Do(func() { close(t.gone) })
+	s.dropExecs(t.ns, t.id) // they went with the shim
 	s.mu.Lock()
 	if s.tasks[taskKey(t.ns, t.id)] == t {
 		delete(s.tasks, taskKey(t.ns, t.id))

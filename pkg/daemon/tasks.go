@@ -350,6 +350,9 @@ func (s *Server) DeleteProcess(ctx context.Context, id, execID string, force boo
 		t.mu.Lock()
 		delete(t.procs, execID)
 		t.mu.Unlock()
+		if err := s.db.DeleteExec(t.ns, id, execID); err != nil {
+			t.log.Error("forget exec", "exec", execID, "error", err)
+		}
 		if p.io != nil {
 			drainOrClose(p.io)
 			p.io.Remove()
@@ -395,7 +398,7 @@ func (s *Server) Exec(ctx context.Context, req *xdv1.ExecRequest) (err error) {
 		t.mu.Unlock()
 		return fmt.Errorf("exec %q already exists in container %q: %w", req.ExecId, t.id, errdefs.ErrAlreadyExists)
 	}
-	p := &process{execID: req.ExecId, tty: req.Tty, exited: make(chan struct{})}
+	p := &process{execID: req.ExecId, tty: req.Tty, stdin: req.Stdin, exited: make(chan struct{})}
 	t.procs[req.ExecId] = p
 	t.mu.Unlock()
 	defer func() {
@@ -403,12 +406,18 @@ func (s *Server) Exec(ctx context.Context, req *xdv1.ExecRequest) (err error) {
 			t.mu.Lock()
 			delete(t.procs, req.ExecId)
 			t.mu.Unlock()
+			if derr := s.db.DeleteExec(t.ns, t.id, req.ExecId); derr != nil {
+				t.log.Error("forget exec", "exec", req.ExecId, "error", derr)
+			}
 			if p.io != nil {
 				p.io.Close()
 				p.io.Remove()
 			}
 		}
 	}()
+	// Recorded before the shim has it: a restarted xd then finds every
+	// exec a shim may hold (and drops the records of those it does not).
+	t.persistExec(p)
 	if p.io, err = taskio.Create(taskio.Config{Dir: filepath.Join(t.bundle, "io"), Name: "exec-" + req.ExecId, Stdin: req.Stdin, Terminal: req.Tty}); err != nil {
 		return err
 	}

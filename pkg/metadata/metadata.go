@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -16,12 +17,15 @@ import (
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
-// Layout: v1/<namespace>/{containers,images,tasks}/<key> = protobuf record.
+// Layout: v1/<namespace>/{containers,images,tasks,execs}/<key> = protobuf
+// record; an exec's key is "<container id>/<exec id>" (neither may hold a
+// slash).
 var (
 	bucketV1         = []byte("v1")
 	bucketContainers = []byte("containers")
 	bucketImages     = []byte("images")
 	bucketTasks      = []byte("tasks")
+	bucketExecs      = []byte("execs")
 )
 
 // validName is what container ids and namespaces may look like: they
@@ -183,6 +187,8 @@ func singular(kind []byte) string {
 		return "container"
 	case string(bucketImages):
 		return "image"
+	case string(bucketExecs):
+		return "exec"
 	}
 	return "task"
 }
@@ -227,6 +233,9 @@ func (d *DB) DeleteContainer(ns, id string) error {
 			return fmt.Errorf("container %q not found: %w", id, errdefs.ErrNotFound)
 		}
 		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteExecs(tx, ns, id); err != nil {
 			return err
 		}
 		if tb, _ := nsBucket(tx, ns, bucketTasks, false); tb != nil {
@@ -285,6 +294,72 @@ func (d *DB) DeleteTask(ns, id string) error {
 	}
 	return nil
 }
+
+// PutExec records an exec process (ContainerId and ExecId set) for as long
+// as its shim holds it, so that a restarted xd re-attaches to it too.
+func (d *DB) PutExec(ns string, t *xdv1.Task) error {
+	if err := ValidateName("exec id", t.ExecId); err != nil {
+		return err
+	}
+	return put(d, ns, bucketExecs, execKey(t.ContainerId, t.ExecId), t, false)
+}
+
+// ListExecs returns the exec records of a container's task.
+func (d *DB) ListExecs(ns, id string) ([]*xdv1.Task, error) {
+	var out []*xdv1.Task
+	err := d.db.View(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, bucketExecs, false)
+		if err != nil || b == nil {
+			return err
+		}
+		prefix := []byte(execKey(id, ""))
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			t := &xdv1.Task{}
+			if err := proto.Unmarshal(v, t); err != nil {
+				return fmt.Errorf("exec %q: %w", k, err)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteExec drops an exec record; a missing one is not an error.
+func (d *DB) DeleteExec(ns, id, execID string) error {
+	if err := del(d, ns, bucketExecs, execKey(id, execID)); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// DeleteExecs drops every exec record of a container's task (its shim is
+// gone, and the execs with it).
+func (d *DB) DeleteExecs(ns, id string) error {
+	return d.db.Update(func(tx *bolt.Tx) error { return deleteExecs(tx, ns, id) })
+}
+
+func deleteExecs(tx *bolt.Tx, ns, id string) error {
+	b, err := nsBucket(tx, ns, bucketExecs, false)
+	if err != nil || b == nil {
+		return err
+	}
+	prefix := []byte(execKey(id, ""))
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func execKey(id, execID string) string { return id + "/" + execID }
 
 // PutImage stores an image by name, keeping the creation time of an
 // existing record; it reports whether the name is new.

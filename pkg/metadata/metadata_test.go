@@ -120,3 +120,81 @@ func TestImagesKeepCreationTime(t *testing.T) {
 		t.Fatalf("images after delete: %v", list)
 	}
 }
+
+// TestExecs: exec records are listed per container (an id that is another's
+// prefix is another container), persist across a reopen, and go with their
+// container.
+func TestExecs(t *testing.T) {
+	db, path := openTemp(t)
+	for _, e := range []*xdv1.Task{
+		{ContainerId: "c1", ExecId: "a", Tty: true},
+		{ContainerId: "c1", ExecId: "b"},
+		{ContainerId: "c10", ExecId: "a"},
+	} {
+		if err := db.PutExec("default", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.PutExec("default", &xdv1.Task{ContainerId: "c1", ExecId: "../x"}); err == nil {
+		t.Error("PutExec accepted exec id ../x")
+	}
+	if err := db.CreateContainer("default", &xdv1.Container{Id: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ids := func(id string) string {
+		t.Helper()
+		es, err := db.ListExecs("default", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			if e.ContainerId != id {
+				t.Errorf("ListExecs(%s) returned an exec of %s", id, e.ContainerId)
+			}
+			out = append(out, e.ExecId)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids("c1"); got != "a,b" {
+		t.Errorf("execs of c1 = %q, want a,b", got)
+	}
+	if es, _ := db.ListExecs("default", "c1"); len(es) == 0 || !es[0].Tty {
+		t.Errorf("exec a lost its tty flag: %+v", es)
+	}
+	if err := db.DeleteExec("default", "c1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteExec("default", "c1", "a"); err != nil {
+		t.Errorf("deleting a missing exec: %v", err)
+	}
+	if got := ids("c1"); got != "b" {
+		t.Errorf("execs of c1 after delete = %q, want b", got)
+	}
+	if err := db.DeleteContainer("default", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("c1"); got != "" {
+		t.Errorf("execs of a deleted container: %q", got)
+	}
+	if got := ids("c10"); got != "a" {
+		t.Errorf("execs of c10 = %q, want a", got)
+	}
+	if err := db.DeleteExecs("default", "c10"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("c10"); got != "" {
+		t.Errorf("execs of c10 after DeleteExecs: %q", got)
+	}
+	if es, err := db.ListExecs("nons", "c1"); err != nil || len(es) != 0 {
+		t.Errorf("ListExecs in an empty namespace = %v, %v", es, err)
+	}
+}
