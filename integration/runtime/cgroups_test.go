@@ -97,6 +97,31 @@ func TestCgroupResources(t *testing.T) {
 	})
 }
 
+// TestPidsLimitBelowInitThreads: a created container whose pids.max is
+// lower than its init's thread count still starts: the init (a Go program
+// waiting on exec.fifo) makes every thread it needs before the limit
+// applies.
+func TestPidsLimitBelowInitThreads(t *testing.T) {
+	t.Parallel()
+	requireCgroupV1(t)
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		limit := int64(1)
+		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
+		}), testenv.WithArgs("/bin/echo", "started"))
+		c := rt.Create(t, b)
+		// Give the created init's runtime time to want a thread (its
+		// scheduler hands the waiting goroutine's P on after a while).
+		time.Sleep(100 * time.Millisecond)
+		if r := rt.Start(t, c.ID); r.Code != 0 {
+			t.Fatalf("start: %s", r)
+		}
+		if out := c.WaitOutput(t, "started", shortWait); !strings.Contains(out, "started") {
+			t.Errorf("output %q, stderr %q", out, c.ErrOutput(t))
+		}
+	})
+}
+
 // TestPidsLimit: pids.max is enforced.
 func TestPidsLimit(t *testing.T) {
 	t.Parallel()
