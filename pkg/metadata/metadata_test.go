@@ -41,6 +41,19 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
+// reopen closes db and opens its file again, as a restarted xd does.
+func reopen(t *testing.T, db *DB, path string) *DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestContainersPersistAndConflict(t *testing.T) {
 	db, path := openTemp(t)
 	c := &xdv1.Container{Id: "web", Image: "docker.io/library/busybox:latest", Spec: []byte(`{}`)}
@@ -57,14 +70,7 @@ func TestContainersPersistAndConflict(t *testing.T) {
 	if err := db.PutTask("default", &xdv1.Task{ContainerId: "web", Status: xdv1.Status_STOPPED, ExitStatus: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = reopen(t, db, path)
 	defer db.Close()
 	got, err := db.GetContainer("default", "web")
 	if err != nil || got.Image != c.Image || got.CreatedAt == nil {
@@ -141,13 +147,7 @@ func TestExecs(t *testing.T) {
 	if err := db.CreateContainer("default", &xdv1.Container{Id: "c1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = reopen(t, db, path)
 	defer db.Close()
 	ids := func(id string) string {
 		t.Helper()
