@@ -29,7 +29,8 @@ const maxParallelBlobs = 3
 // PullOptions tune Pull.
 type PullOptions struct {
 	// PlainHTTP talks http instead of https. Loopback registries
-	// (localhost, 127.0.0.0/8, ::1) always use http.
+	// (localhost, 127.0.0.0/8, ::1) are tried over https without
+	// certificate checks, then over http if they answer in HTTP.
 	PlainHTTP bool
 	// Username and Password are used for Basic auth, and to authenticate to
 	// a Bearer token server. Empty means anonymous.

@@ -3,10 +3,18 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +46,12 @@ func freePort(t *testing.T) int {
 // startRegistry runs Debian's docker-registry on a free loopback port and
 // returns its host:port. It is killed in t.Cleanup.
 func startRegistry(t *testing.T) string {
+	return startRegistryTLS(t, false)
+}
+
+// startRegistryTLS is startRegistry, serving https with a fresh
+// self-signed certificate when withTLS is set.
+func startRegistryTLS(t *testing.T, withTLS bool) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -47,6 +61,13 @@ func startRegistry(t *testing.T) string {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	scheme, client := "http", http.DefaultClient
+	if withTLS {
+		cert, key := selfSignedCert(t, dir)
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+		scheme = "https"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test's own certificate
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -63,7 +84,7 @@ func startRegistry(t *testing.T) string {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -75,6 +96,40 @@ func startRegistry(t *testing.T) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir.
+func selfSignedCert(t *testing.T, dir string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
 }
 
 // push copies an OCI layout (dir:tag) to the registry with skopeo.
@@ -408,4 +463,31 @@ func tamperingProxy(t *testing.T, addr string, tamper func(string, []byte) []byt
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestPullLoopbackTLS: a loopback registry serving https (self-signed, as
+// such registries are) is pulled from over https without any option; the
+// plain-http registries of the other tests are reached by the fallback.
+func TestPullLoopbackTLS(t *testing.T) {
+	addr := startRegistryTLS(t, true)
+	img := buildImage(t, "amd64", true, map[string]string{"bin/sh": "#!tls"})
+	dir := t.TempDir()
+	l := newLayout()
+	l.add(img.blobs())
+	l.entry(img.desc, ocispec.AnnotationRefName, "single")
+	l.writeDir(t, dir)
+	push(t, dir, "single", addr+"/test/tls:1", false)
+
+	cs := newTestStore(t)
+	named, err := Pull(context.Background(), cs, addr+"/test/tls:1", PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if named.Target.Digest != img.desc.Digest || !cs.Has(img.cfgDesc.Digest) {
+		t.Fatalf("pulled %+v", named)
+	}
+	// Asked for plain http, it fails: the registry speaks only TLS.
+	if _, err := Pull(context.Background(), newTestStore(t), addr+"/test/tls:1", PullOptions{PlainHTTP: true}); err == nil {
+		t.Error("a plain-http pull from a TLS-only registry succeeded")
+	}
 }

@@ -65,13 +65,16 @@ func (e *RegistryError) Is(target error) bool {
 type registry struct {
 	client   *http.Client
 	host     string // for messages: the reference's domain
-	base     string // scheme://endpoint
 	repo     string
 	user     string
 	password string
 
 	mu   sync.Mutex
-	auth string // Authorization header value, "" when anonymous
+	base string // scheme://endpoint
+	// plainBase is where a loopback registry tried over https goes when
+	// it answers in plain HTTP; "" once decided.
+	plainBase string
+	auth      string // Authorization header value, "" when anonymous
 }
 
 func isLoopback(domain string) bool {
@@ -92,25 +95,48 @@ func newRegistry(ref Reference, opts PullOptions) *registry {
 	if endpoint == DefaultDomain {
 		endpoint = "registry-1.docker.io"
 	}
-	scheme := "https"
-	if opts.PlainHTTP || isLoopback(ref.Domain) {
-		scheme = "http"
+	// A loopback registry is what Docker calls insecure: https without
+	// certificate checks first, plain http if it answers in HTTP. (Traffic
+	// that never leaves the host gains nothing from a CA.)
+	loopback := isLoopback(ref.Domain)
+	base, plainBase := "https://"+endpoint, ""
+	switch {
+	case opts.PlainHTTP:
+		base = "http://" + endpoint
+	case loopback:
+		plainBase = "http://" + endpoint
 	}
 	client := opts.HTTPClient
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify} //nolint:gosec // opt-in
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify || loopback} //nolint:gosec // opt-in, or loopback
 		tr.ResponseHeaderTimeout = time.Minute
 		client = &http.Client{Transport: tr}
 	}
 	return &registry{
-		client:   client,
-		host:     ref.Domain,
-		base:     scheme + "://" + endpoint,
-		repo:     ref.Path,
-		user:     opts.Username,
-		password: opts.Password,
+		client:    client,
+		host:      ref.Domain,
+		base:      base,
+		plainBase: plainBase,
+		repo:      ref.Path,
+		user:      opts.Username,
+		password:  opts.Password,
 	}
+}
+
+// downgrade switches a loopback registry to plain http when err says it
+// answered an https request in HTTP; it reports whether to retry.
+func (c *registry) downgrade(err error, tried string) bool {
+	var rec tls.RecordHeaderError
+	if !errors.Is(err, http.ErrSchemeMismatch) && !errors.As(err, &rec) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base == tried && c.plainBase != "" {
+		c.base, c.plainBase = c.plainBase, ""
+	}
+	return c.base != tried
 }
 
 // transportError turns a failed round trip into "registry HOST: <cause>",
@@ -160,21 +186,25 @@ func (c *registry) responseError(resp *http.Response) error {
 // and returns a 2xx response, or an error.
 func (c *registry) get(ctx context.Context, path string, accept []string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+		c.mu.Lock()
+		base, sent := c.base, c.auth
+		c.mu.Unlock()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		if err != nil {
 			return nil, fmt.Errorf("registry %s: %w", c.host, err)
 		}
 		for _, a := range accept {
 			req.Header.Add("Accept", a)
 		}
-		c.mu.Lock()
-		sent := c.auth
-		c.mu.Unlock()
 		if sent != "" {
 			req.Header.Set("Authorization", sent)
 		}
 		resp, err := c.client.Do(req)
 		if err != nil {
+			if c.downgrade(err, base) {
+				attempt--
+				continue
+			}
 			return nil, c.transportError(err)
 		}
 		if resp.StatusCode/100 == 2 {
