@@ -3,33 +3,23 @@ package image
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/xstack/xstack/pkg/image/registrytest"
 )
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -43,113 +33,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startRegistry runs Debian's docker-registry on a free loopback port and
-// returns its host:port. It is killed in t.Cleanup.
-func startRegistry(t *testing.T) string {
-	return startRegistryTLS(t, false)
-}
-
-// startRegistryTLS is startRegistry, serving https with a fresh
-// self-signed certificate when withTLS is set.
-func startRegistryTLS(t *testing.T, withTLS bool) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry not installed (apt-get install docker-registry): ", err)
-	}
-	dir := t.TempDir()
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	scheme, client := "http", http.DefaultClient
-	if withTLS {
-		cert, key := selfSignedCert(t, dir)
-		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
-		scheme = "https"
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test's own certificate
-	}
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := client.Get(scheme + "://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir.
-func selfSignedCert(t *testing.T, dir string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
-
-// push copies an OCI layout (dir:tag) to the registry with skopeo.
-func push(t *testing.T, dir, tag, dest string, all bool) {
-	t.Helper()
-	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo not installed: ", err)
-	}
-	args := []string{"--insecure-policy", "copy", "--dest-tls-verify=false"}
-	if all {
-		args = append(args, "--all")
-	}
-	args = append(args, "oci:"+dir+":"+tag, "docker://"+dest)
-	cmd := exec.Command("skopeo", args...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("skopeo %v: %v\n%s", args, err, out)
-	}
-}
-
 // registryFixture is a real registry holding test/busybox:1 (single
 // image) and test/busybox:multi (an arm64+amd64 index).
 type registryFixture struct {
@@ -161,7 +44,7 @@ type registryFixture struct {
 
 func setupRegistry(t *testing.T) *registryFixture {
 	t.Helper()
-	addr := startRegistry(t)
+	addr := registrytest.Start(t, false)
 	amd := buildImage(t, "amd64", true, map[string]string{"bin/sh": "#!amd64", "etc/hostname": "x"}, map[string]string{"etc/motd": "hello"})
 	arm := buildImage(t, "arm64", true, map[string]string{"bin/sh": "#!arm64"})
 	idxBytes, idxDesc := buildIndex(t, arm, amd)
@@ -174,8 +57,8 @@ func setupRegistry(t *testing.T) *registryFixture {
 	l.entry(amd.desc, ocispec.AnnotationRefName, "single")
 	l.entry(idxDesc, ocispec.AnnotationRefName, "multi")
 	l.writeDir(t, dir)
-	push(t, dir, "single", addr+"/test/busybox:1", false)
-	push(t, dir, "multi", addr+"/test/busybox:multi", true)
+	registrytest.Push(t, "oci:"+dir+":single", addr+"/test/busybox:1", false)
+	registrytest.Push(t, "oci:"+dir+":multi", addr+"/test/busybox:multi", true)
 	return &registryFixture{addr: addr, amd: amd, arm: arm, index: idxDesc}
 }
 
@@ -469,14 +352,14 @@ func tamperingProxy(t *testing.T, addr string, tamper func(string, []byte) []byt
 // such registries are) is pulled from over https without any option; the
 // plain-http registries of the other tests are reached by the fallback.
 func TestPullLoopbackTLS(t *testing.T) {
-	addr := startRegistryTLS(t, true)
+	addr := registrytest.Start(t, true)
 	img := buildImage(t, "amd64", true, map[string]string{"bin/sh": "#!tls"})
 	dir := t.TempDir()
 	l := newLayout()
 	l.add(img.blobs())
 	l.entry(img.desc, ocispec.AnnotationRefName, "single")
 	l.writeDir(t, dir)
-	push(t, dir, "single", addr+"/test/tls:1", false)
+	registrytest.Push(t, "oci:"+dir+":single", addr+"/test/tls:1", false)
 
 	cs := newTestStore(t)
 	named, err := Pull(context.Background(), cs, addr+"/test/tls:1", PullOptions{})
