@@ -65,8 +65,15 @@ func (s *Server) Recover(ctx context.Context) error {
 	s.recoverAll(ctx, now, 32)
 	s.log.Info("recovered", "settled", len(now), "running", len(later), "took", time.Since(start))
 	go func() {
-		// Few at a time: the shims' answers cost CPU that clients polling
-		// a freshly restarted xd need more.
+		// Listings need no shim: clients polling a freshly restarted xd
+		// get their answer before the shims' answers compete with them
+		// for the CPU; a call that needs a shim starts the re-attaching at
+		// once. Then few at a time, for the same reason.
+		select {
+		case <-time.After(reattachDelay):
+		case <-s.reattachNow:
+		case <-ctx.Done():
+		}
 		s.recoverAll(ctx, later, 2)
 		s.removeOrphanBundles(ctx, known)
 		s.log.Info("re-attached to running containers", "containers", len(later), "took", time.Since(start))
@@ -75,6 +82,10 @@ func (s *Server) Recover(ctx context.Context) error {
 	}()
 	return nil
 }
+
+// reattachDelay is how long a restarted xd serves before it re-attaches
+// the running containers' shims, unless a call needs one sooner.
+const reattachDelay = 150 * time.Millisecond
 
 type recoveryJob struct{ ns, id string }
 
@@ -351,6 +362,11 @@ func (s *Server) removeOrphanBundles(ctx context.Context, known map[string]bool)
 		ids, _ := os.ReadDir(filepath.Join(root, nsDir.Name()))
 		for _, id := range ids {
 			if known[taskKey(nsDir.Name(), id.Name())] {
+				continue
+			}
+			// Unknown when xd started; but clients have been served since,
+			// so it may be a container made meanwhile.
+			if _, err := s.db.GetContainer(nsDir.Name(), id.Name()); err == nil {
 				continue
 			}
 			bundle := filepath.Join(root, nsDir.Name(), id.Name())

@@ -46,6 +46,10 @@ type Server struct {
 	// recovering are running containers whose shims are being re-attached
 	// after a restart (see Recover).
 	recovering map[string]*recovering
+	// reattachNow is closed (once, via reattachOnce) when a call needs a
+	// shim that is not re-attached yet: the re-attaching starts at once.
+	reattachNow  chan struct{}
+	reattachOnce sync.Once
 
 	listener net.Listener
 	srv      *ttrpc.Server
@@ -53,7 +57,7 @@ type Server struct {
 
 // New opens xd's stores under cfg.Root and cfg.State.
 func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
-	s := &Server{cfg: cfg, log: log, started: time.Now(), tasks: map[string]*task{}, recovering: map[string]*recovering{}, exchange: events.NewExchange()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), tasks: map[string]*task{}, recovering: map[string]*recovering{}, reattachNow: make(chan struct{}), exchange: events.NewExchange()}
 	for _, dir := range []string{cfg.Root, cfg.State} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)

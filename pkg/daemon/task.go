@@ -59,6 +59,7 @@ func (s *Server) getTask(ns, id string) *task {
 	r := s.recovering[taskKey(ns, id)]
 	s.mu.Unlock()
 	if r != nil {
+		s.reattachOnce.Do(func() { close(s.reattachNow) })
 		<-r.done
 	}
 	s.mu.Lock()
