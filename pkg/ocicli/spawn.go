@@ -100,13 +100,19 @@ func (r *Runtime) spawn(ctx context.Context, cmd *exec.Cmd) (status int, killed 
 	}
 	// Start returned on this goroutine, so cmd.Process is visible to the
 	// AfterFunc goroutine without a data race.
+	killDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(killDone)
 		// After an exit, os.Process signals through its pidfd, which cannot
 		// reach a process that reused the pid.
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 	})
 	status, err = wait()
 	// stop is false when the kill ran, or is running: ctx ended the command.
-	killed = !stop()
+	if killed = !stop(); killed {
+		// Until the kill returns it holds the process's pidfd open, past
+		// the Spawner's Release.
+		<-killDone
+	}
 	return status, killed, err
 }
