@@ -8,17 +8,29 @@ import (
 	"github.com/xstack/xstack/pkg/image/registrytest"
 )
 
+// registryWithImage starts a registry (https only withTLS) holding the test
+// image as test/busybox:TAG and returns its host:port and the reference.
+func registryWithImage(t *testing.T, withTLS bool, tag string) (addr, ref string) {
+	t.Helper()
+	addr = registrytest.Start(t, withTLS)
+	oci, _ := images(t)
+	ref = addr + "/test/busybox:" + tag
+	registrytest.Push(t, "oci-archive:"+oci, ref, false)
+	return addr, ref
+}
+
+// pull pulls ref through xctl and checks that the output names it.
+func (d *daemon) pull(ref string) {
+	d.t.Helper()
+	if out := d.ok("images", "pull", ref); !strings.Contains(out, ref) {
+		d.t.Fatalf("pull output does not name the image:\n%s", out)
+	}
+}
+
 func TestPull(t *testing.T) {
 	d := newDaemon(t)
-	addr := registrytest.Start(t, false)
-	oci, _ := images(t)
-	ref := addr + "/test/busybox:1"
-	registrytest.Push(t, "oci-archive:"+oci, ref, false)
-
-	out := d.ok("images", "pull", ref)
-	if !strings.Contains(out, ref) {
-		t.Fatalf("pull output does not name the image:\n%s", out)
-	}
+	addr, ref := registryWithImage(t, false, "1")
+	d.pull(ref)
 	if got := d.ok("run", "--rm", ref, "echo", "pulled"); got != "pulled\n" {
 		t.Fatalf("run pulled image: %q", got)
 	}
@@ -47,14 +59,8 @@ func TestPull(t *testing.T) {
 // (a self-signed certificate, as such registries have) without any flag.
 func TestPullTLS(t *testing.T) {
 	d := newDaemon(t)
-	addr := registrytest.Start(t, true)
-	oci, _ := images(t)
-	ref := addr + "/test/busybox:tls"
-	registrytest.Push(t, "oci-archive:"+oci, ref, false)
-
-	if out := d.ok("images", "pull", ref); !strings.Contains(out, ref) {
-		t.Fatalf("pull output does not name the image:\n%s", out)
-	}
+	_, ref := registryWithImage(t, true, "tls")
+	d.pull(ref)
 	if got := d.ok("run", "--rm", ref, "echo", "over https"); got != "over https\n" {
 		t.Fatalf("run pulled image: %q", got)
 	}

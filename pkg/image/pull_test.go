@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -21,17 +20,6 @@ import (
 
 	"github.com/xstack/xstack/pkg/image/registrytest"
 )
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // registryFixture is a real registry holding test/busybox:1 (single
 // image) and test/busybox:multi (an arm64+amd64 index).
@@ -208,7 +196,7 @@ func TestPull(t *testing.T) {
 	})
 
 	t.Run("registry down", func(t *testing.T) {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", registrytest.FreePort(t))
 		_, err := Pull(ctx, newTestStore(t), addr+"/test/busybox:1", PullOptions{})
 		checkErr(t, err, nil, "registry "+addr+": connection refused", addr+"/test/busybox:1")
 	})

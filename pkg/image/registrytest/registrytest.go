@@ -36,7 +36,7 @@ func Start(t testing.TB, withTLS bool) string {
 		t.Skip("skipped: docker-registry not installed (apt-get install docker-registry): ", err)
 	}
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
 	scheme, client := "http", &http.Client{Timeout: time.Second}
 	if withTLS {
@@ -99,8 +99,8 @@ func Push(t testing.TB, src, dest string, all bool) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
