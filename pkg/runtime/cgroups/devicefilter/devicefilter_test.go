@@ -72,6 +72,10 @@ func TestFilterInKernel(t *testing.T) {
 		{"later allow wins", append(base, dev(false, "c", 1, 3, "rwm"), dev(true, "c", 1, 3, "r")), map[string]bool{"r null": true, "w null": false}},
 		{"allow all then deny all", []specs.LinuxDeviceCgroup{{Allow: true}, {Allow: false}}, map[string]bool{"r null": false}},
 		{"block rule does not allow char", append(base, dev(true, "b", 1, 3, "rwm")), map[string]bool{"r null": false}},
+		// cgroup v1 keeps one exception per device and merges the accesses
+		// of its allow rules: an O_RDWR open needs both at once.
+		{"allows of one device merge", append(base, dev(true, "c", 1, 3, "r"), dev(true, "c", 1, 3, "w")), map[string]bool{"rw null": true, "r null": true, "w null": true, "rw zero": false}},
+		{"a deny between keeps them apart", append(base, dev(true, "c", 1, 3, "r"), dev(false, "c", 1, 3, "r"), dev(true, "c", 1, 3, "w")), map[string]bool{"rw null": false, "r null": false, "w null": true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +109,7 @@ func TestFilterInKernel(t *testing.T) {
 	}
 }
 
-// tryInCgroup runs "r DEV", "w DEV" or "mknod DEV" (DEV a /dev name) in a
+// tryInCgroup runs "r DEV", "w DEV", "rw DEV" or "mknod DEV" (DEV a /dev name) in a
 // shell started inside the cgroup and reports whether it was allowed.
 func tryInCgroup(t *testing.T, dir, probe string) bool {
 	t.Helper()
@@ -116,6 +120,8 @@ func tryInCgroup(t *testing.T, dir, probe string) bool {
 		script = fmt.Sprintf(": < /dev/%s", name)
 	case "w":
 		script = fmt.Sprintf(": > /dev/%s", name)
+	case "rw":
+		script = fmt.Sprintf(": <> /dev/%s", name)
 	case "mknod":
 		var st unix.Stat_t
 		if err := unix.Stat("/dev/"+name, &st); err != nil {

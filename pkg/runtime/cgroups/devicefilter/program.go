@@ -151,6 +151,17 @@ func program(rules []specs.LinuxDeviceCgroup) ([]insn, error) {
 		}
 		parsed = append(parsed, r)
 	}
+	// cgroup v1 keeps one exception per device and merges the accesses of
+	// its allow rules (a deny in between removes them again): the later
+	// rule, tested first, grants them together, so that an open for
+	// reading and writing passes as it does there.
+	for i := range parsed {
+		for j := i - 1; parsed[i].allow && j >= 0 && parsed[j].allow; j-- {
+			if parsed[j].typ == parsed[i].typ && parsed[j].major == parsed[i].major && parsed[j].minor == parsed[i].minor {
+				parsed[i].access |= parsed[j].access
+			}
+		}
+	}
 	prog := []insn{
 		{op: opLoadWord, dst: r2, src: r1, off: 0},
 		{op: opMovReg, dst: r3, src: r2},
