@@ -10,7 +10,8 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// Runtime names.
+// Runtime names. The shim of RuntimeXshim is xshim, which xd launches
+// itself instead of running its start action.
 const (
 	RuntimeXshim  = "io.xstack.xshim.v1"
 	RuntimeRuncV2 = "io.containerd.runc.v2"

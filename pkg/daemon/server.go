@@ -90,7 +90,7 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 			log.Warn("runtime unavailable", "runtime", name, "error", err)
 			continue
 		}
-		s.runtimes[name] = shimmgr.Runtime{Name: name, Shim: path}
+		s.runtimes[name] = shimmgr.Runtime{Name: name, Shim: path, Direct: name == RuntimeXshim}
 	}
 	if _, ok := cfg.Runtimes[cfg.DefaultRuntime]; !ok {
 		return nil, fmt.Errorf("default runtime %q is not configured", cfg.DefaultRuntime)

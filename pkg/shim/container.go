@@ -18,10 +18,10 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/xstack/xstack/pkg/atomicfile"
 	"github.com/xstack/xstack/pkg/mount"
 	"github.com/xstack/xstack/pkg/ocicli"
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
+	"github.com/xstack/xstack/pkg/shim/launch"
 	"github.com/xstack/xstack/pkg/shim/reaper"
 )
 
@@ -124,32 +124,6 @@ func (s *Service) newRuntime(ns, bundle string, opts *options.Options) (*ocicli.
 	}, nil
 }
 
-// writeOptions records the options in the bundle, where `xshim delete`
-// finds the runtime and its root again.
-func writeOptions(bundle string, opts *options.Options) error {
-	b, err := json.Marshal(opts)
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(bundle, "options.json"), b, 0o600, false)
-}
-
-// readOptions reads options.json; missing means defaults.
-func readOptions(bundle string) (*options.Options, error) {
-	opts := &options.Options{}
-	b, err := os.ReadFile(filepath.Join(bundle, "options.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return opts, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "options.json"), err)
-	}
-	return opts, nil
-}
-
 // sharesPidNamespace reports whether the bundle's spec gives the container
 // no pid namespace of its own.
 func sharesPidNamespace(bundle string) (bool, error) {
@@ -212,7 +186,7 @@ func (s *Service) create(ctx context.Context, ns string, r *taskapi.CreateTaskRe
 	if err != nil {
 		return nil, err
 	}
-	if err := writeOptions(r.Bundle, opts); err != nil {
+	if err := launch.WriteOptions(r.Bundle, opts); err != nil {
 		return nil, fmt.Errorf("write options: %w", err)
 	}
 	c := &container{

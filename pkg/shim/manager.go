@@ -2,20 +2,15 @@ package shim
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,16 +22,12 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xstack/xstack/pkg/atomicfile"
 	"github.com/xstack/xstack/pkg/mount"
 	"github.com/xstack/xstack/pkg/ocicli"
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
+	"github.com/xstack/xstack/pkg/shim/launch"
 	"github.com/xstack/xstack/pkg/shim/reaper"
 )
-
-// SocketDir holds the shims' sockets: a path (never abstract, see
-// CVE-2020-15257) only root can reach.
-const SocketDir = "/run/xstack/s"
 
 // Flags are the command line containerd gives a shim.
 type Flags struct {
@@ -46,37 +37,6 @@ type Flags struct {
 	PublishBinary string
 	Bundle        string
 	Debug         bool
-}
-
-// groupAnnotations name the shim a container shares with others (a pod):
-// containerd's own, then the CRI sandbox id.
-var groupAnnotations = []string{"io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"}
-
-// socketPath is where the shim for group (the container id unless it
-// shares a shim) listens: a hash, which keeps the path short.
-func socketPath(address, namespace, group string) string {
-	sum := sha256.Sum256([]byte(filepath.Join(address, namespace, group)))
-	return filepath.Join(SocketDir, hex.EncodeToString(sum[:]))
-}
-
-// shimGroup reads the bundle's annotations for a shared shim.
-func shimGroup(bundle, id string) string {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return id
-	}
-	var spec struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if json.Unmarshal(b, &spec) != nil {
-		return id
-	}
-	for _, a := range groupAnnotations {
-		if g := spec.Annotations[a]; g != "" {
-			return g
-		}
-	}
-	return id
 }
 
 // Start is the `start` action: it starts the long-lived shim (unless the
@@ -99,78 +59,29 @@ func Start(f Flags, rawOptions []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if opts != nil {
-		// Recorded now, so that `delete` finds the runtime and its root
-		// even if Create never comes.
-		if err := writeOptions(bundle, opts); err != nil {
-			return "", fmt.Errorf("write options: %w", err)
-		}
-	}
-	path := socketPath(f.Address, f.Namespace, shimGroup(bundle, f.ID))
-	address := "unix://" + path
-	l, err := listen(path)
-	if errors.Is(err, unix.EADDRINUSE) {
-		// The group's shim serves this container too.
-		if err := atomicfile.WriteFile(filepath.Join(bundle, "address"), []byte(address), 0o600, false); err != nil {
-			return "", fmt.Errorf("write address: %w", err)
-		}
-		return address, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.Remove(path)
-		}
-	}()
-	if err := atomicfile.WriteFile(filepath.Join(bundle, "address"), []byte(address), 0o600, false); err != nil {
-		return "", fmt.Errorf("write address: %w", err)
-	}
-	lf, err := l.(*net.UnixListener).File()
-	if err != nil {
-		return "", err
-	}
-	defer lf.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	args := []string{"-namespace", f.Namespace, "-id", f.ID, "-address", f.Address}
-	if f.PublishBinary != "" {
-		args = append(args, "-publish-binary", f.PublishBinary)
+	shim, err := launch.Start(launch.Request{
+		Binary: self, Namespace: f.Namespace, ID: f.ID, Address: f.Address,
+		PublishBinary: f.PublishBinary, Bundle: bundle, Debug: f.Debug, Options: opts,
+	})
+	if err != nil {
+		return "", err
 	}
-	if f.Debug {
-		args = append(args, "-debug")
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Dir = bundle
-	// Its own process group: signals for the daemon's group do not reach
-	// it, and it outlives the daemon. Its stdio is not the caller's
-	// (which reads start's output to EOF).
-	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
-	cmd.ExtraFiles = []*os.File{lf}
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start the shim: %w", err)
+	if shim.Process == nil {
+		return shim.Address, nil
 	}
 	if opts != nil && opts.ShimCgroup != "" {
-		if err := enterCgroup(opts.ShimCgroup, cmd.Process.Pid); err != nil {
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
+		if err := enterCgroup(opts.ShimCgroup, shim.Process.Pid); err != nil {
+			_ = shim.Process.Kill()
+			_, _ = shim.Process.Wait()
 			return "", err
 		}
 	}
-	// Less precious than the daemon under memory pressure.
-	if adj, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(adj))); err == nil {
-			_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid), []byte(strconv.Itoa(min(n+1, 1000))), 0)
-		}
-	}
-	_ = cmd.Process.Release()
-	ok = true
-	return address, nil
+	_ = shim.Process.Release()
+	return shim.Address, nil
 }
 
 // startOptions decodes the options given to start; nil if none.
@@ -197,38 +108,6 @@ func enterCgroup(path string, pid int) error {
 	return nil
 }
 
-// listen creates the shim's socket, replacing a stale one. EADDRINUSE
-// means a live shim already listens there.
-func listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("unix", path)
-	if errors.Is(err, unix.EADDRINUSE) {
-		if conn, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
-			conn.Close()
-			return nil, fmt.Errorf("socket %s: %w", path, unix.EADDRINUSE)
-		}
-		// Left by a shim that died.
-		if err := os.Remove(path); err != nil {
-			return nil, err
-		}
-		l, err = net.Listen("unix", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	// The Go listener would unlink the path on Close; the serving shim
-	// owns it from here.
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		os.Remove(path)
-		return nil, err
-	}
-	return l, nil
-}
-
 // Delete is the `delete` action, run by the daemon after the shim went
 // away (or failed to start): it force-deletes the container with the
 // runtime, unmounts its rootfs and reports it killed. It is idempotent:
@@ -244,7 +123,7 @@ func Delete(ctx context.Context, f Flags, warn io.Writer) (*taskapi.DeleteRespon
 	if f.ID == "" || f.Namespace == "" {
 		return nil, errors.New("delete: -id and -namespace are required")
 	}
-	opts, err := readOptions(bundle)
+	opts, err := launch.ReadOptions(bundle)
 	if err != nil {
 		fmt.Fprintf(warn, "read options: %v\n", err)
 	}
@@ -278,12 +157,12 @@ func Delete(ctx context.Context, f Flags, warn io.Writer) (*taskapi.DeleteRespon
 // removeDeadSocket removes the socket the bundle's address names if no
 // shim listens on it any more (the shim was killed).
 func removeDeadSocket(bundle string) {
-	b, err := os.ReadFile(filepath.Join(bundle, "address"))
+	b, err := os.ReadFile(filepath.Join(bundle, launch.AddressFile))
 	if err != nil {
 		return
 	}
 	path := strings.TrimPrefix(strings.TrimSpace(string(b)), "unix://")
-	if filepath.Dir(path) != SocketDir {
+	if filepath.Dir(path) != launch.SocketDir {
 		return
 	}
 	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,183 +13,16 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/xstack/xstack/pkg/shim/launch"
 )
 
-func TestSocketPath(t *testing.T) {
-	t.Parallel()
-	base := socketPath("/run/containerd/containerd.sock", "default", "c1")
-	if base != socketPath("/run/containerd/containerd.sock", "default", "c1") {
-		t.Fatal("socketPath is not deterministic")
-	}
-	if filepath.Dir(base) != SocketDir {
-		t.Errorf("%s is not directly under %s", base, SocketDir)
-	}
-	name := filepath.Base(base)
-	if len(name) != 64 || strings.Trim(name, "0123456789abcdef") != "" {
-		t.Errorf("socket name %q is not a hex sha256", name)
-	}
-	// sun_path holds 108 bytes with the terminating NUL.
-	if len(base) >= 108 {
-		t.Errorf("%s is %d bytes, too long for sun_path", base, len(base))
-	}
-	// Even for long inputs.
-	long := socketPath("/"+strings.Repeat("a", 500), strings.Repeat("n", 200), strings.Repeat("g", 300))
-	if len(long) != len(base) {
-		t.Errorf("path length depends on the inputs: %d vs %d", len(long), len(base))
-	}
-	others := map[string]string{
-		"address":   socketPath("/run/other/containerd.sock", "default", "c1"),
-		"namespace": socketPath("/run/containerd/containerd.sock", "k8s.io", "c1"),
-		"group":     socketPath("/run/containerd/containerd.sock", "default", "c2"),
-	}
-	seen := map[string]string{base: "base"}
-	for what, p := range others {
-		if prev, ok := seen[p]; ok {
-			t.Errorf("a different %s gives the same path as %s", what, prev)
-		}
-		seen[p] = what
-	}
-}
-
-func TestShimGroup(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		config *string
-		want   string
-	}{
-		{"no annotations", ptr(`{"ociVersion":"1.0.2"}`), "c1"},
-		{"containerd group", ptr(`{"annotations":{"io.containerd.runc.v2.group":"pod1"}}`), "pod1"},
-		{"CRI sandbox", ptr(`{"annotations":{"io.kubernetes.cri.sandbox-id":"sb1"}}`), "sb1"},
-		{"group preferred over sandbox", ptr(`{"annotations":{"io.kubernetes.cri.sandbox-id":"sb1","io.containerd.runc.v2.group":"pod1"}}`), "pod1"},
-		{"empty group falls through to sandbox", ptr(`{"annotations":{"io.containerd.runc.v2.group":"","io.kubernetes.cri.sandbox-id":"sb1"}}`), "sb1"},
-		{"unrelated annotations", ptr(`{"annotations":{"org.example":"x"}}`), "c1"},
-		{"missing config", nil, "c1"},
-		{"broken config", ptr(`{"annotations":`), "c1"},
-		{"annotations of the wrong type", ptr(`{"annotations":["io.containerd.runc.v2.group"]}`), "c1"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			bundle := t.TempDir()
-			if tt.config != nil {
-				if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(*tt.config), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := shimGroup(bundle, "c1"); got != tt.want {
-				t.Errorf("shimGroup = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-// deadSocket leaves a socket file nobody listens on, as a killed shim does.
-func deadSocket(t *testing.T, path string) {
-	t.Helper()
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("dead socket: %v", err)
-	}
-}
-
-func canDial(path string) bool {
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-func TestListen(t *testing.T) {
-	t.Parallel()
-	dir := shortTempDir(t)
-	path := filepath.Join(dir, "s", "sock")
-	l, err := listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(path)
-	st, err := os.Stat(filepath.Dir(path))
-	if err != nil || st.Mode().Perm() != 0o700 {
-		t.Errorf("socket dir: %v, %v; want mode 0700", st, err)
-	}
-	st, err = os.Stat(path)
-	if err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
-		t.Errorf("socket: %v, %v; want a socket of mode 0600", st, err)
-	}
-	if !canDial(path) {
-		t.Error("cannot connect to the new socket")
-	}
-
-	// A second shim for the same path: the first one is alive.
-	l2, err := listen(path)
-	if !errors.Is(err, unix.EADDRINUSE) {
-		if l2 != nil {
-			l2.Close()
-		}
-		t.Fatalf("listen on a live socket: %v, want EADDRINUSE", err)
-	}
-	if !canDial(path) {
-		t.Error("the live shim's socket was disturbed")
-	}
-
-	// The serving shim owns the path: closing the listener leaves it.
-	l.Close()
-	if _, err := os.Stat(path); err != nil {
-		t.Errorf("socket file gone after the listener closed: %v", err)
-	}
-}
-
-func TestListenReplacesStaleSocket(t *testing.T) {
-	t.Parallel()
-	dir := shortTempDir(t)
-	path := filepath.Join(dir, "sock")
-	deadSocket(t, path)
-	l, err := listen(path)
-	if err != nil {
-		t.Fatalf("listen over a dead socket: %v", err)
-	}
-	defer os.Remove(path)
-	defer l.Close()
-	if !canDial(path) {
-		t.Error("cannot connect to the replacing socket")
-	}
-	st, _ := os.Stat(path)
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v", st.Mode().Perm())
-	}
-}
-
-func TestListenErrors(t *testing.T) {
-	t.Parallel()
-	dir := shortTempDir(t)
-	file := filepath.Join(dir, "file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if l, err := listen(filepath.Join(file, "sock")); err == nil {
-		l.Close()
-		t.Error("listen under a regular file succeeded")
-	}
-	if l, err := listen(filepath.Join(dir, strings.Repeat("x", 120))); err == nil {
-		l.Close()
-		t.Error("listen on a path longer than sun_path succeeded")
-	}
-}
-
-// socketInSocketDir reserves a unique socket path in SocketDir (root
+// socketInSocketDir reserves a unique socket path in launch.SocketDir (root
 // only), removed at the end. Nothing else in SocketDir is touched.
 func socketInSocketDir(t *testing.T, address, ns, group string) string {
 	t.Helper()
 	requireRoot(t)
-	path := socketPath(address, ns, group)
+	path := launch.SocketPath(address, ns, group)
 	// On a fresh machine no shim has made the directory yet; the shims
 	// share it, so it stays.
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -201,57 +33,6 @@ func socketInSocketDir(t *testing.T, address, ns, group string) string {
 	}
 	t.Cleanup(func() { os.Remove(path) })
 	return path
-}
-
-// TestStartJoinsLiveShim: Start for a container whose group already has a
-// live shim writes that shim's address in the bundle and starts nothing.
-func TestStartJoinsLiveShim(t *testing.T) {
-	t.Parallel()
-	requireRoot(t)
-	address := "/run/xstack-shim-test-" + randomName(t) + "/xd.sock"
-	const ns = "testns"
-	path := socketInSocketDir(t, address, ns, "pod1")
-	l, err := listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if !canDial(path) {
-		// Start would fork a shim (this test binary): do not call it.
-		t.Fatal("the group's shim socket is not live")
-	}
-	opts := &options.Options{BinaryName: "/usr/sbin/runc", Root: "/run/r"}
-	raw, err := proto.Marshal(mustAny(t, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"c1", "c2"} {
-		bundle := t.TempDir()
-		cfg := `{"annotations":{"io.containerd.runc.v2.group":"pod1"}}`
-		if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		got, err := Start(Flags{Namespace: ns, ID: id, Address: address, Bundle: bundle}, raw)
-		if err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
-		if got != "unix://"+path {
-			t.Errorf("%s: address %q, want unix://%s", id, got, path)
-		}
-		b, err := os.ReadFile(filepath.Join(bundle, "address"))
-		if err != nil || string(b) != got {
-			t.Errorf("%s: bundle address %q, %v; want %q", id, b, err, got)
-		}
-		if st, err := os.Stat(filepath.Join(bundle, "address")); err != nil || st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: address file %v, %v", id, st, err)
-		}
-		if read, err := readOptions(bundle); err != nil || !proto.Equal(read, opts) {
-			t.Errorf("%s: options.json %v, %v; want %v", id, read, err, opts)
-		}
-	}
-	if !canDial(path) {
-		t.Error("the live shim's socket was disturbed")
-	}
 }
 
 func TestStartBadInput(t *testing.T) {
@@ -352,7 +133,7 @@ func TestDelete(t *testing.T) {
 			}
 			bundle := t.TempDir()
 			root := filepath.Join(t.TempDir(), "root")
-			if err := writeOptions(bundle, &options.Options{BinaryName: rt, Root: root}); err != nil {
+			if err := launch.WriteOptions(bundle, &options.Options{BinaryName: rt, Root: root}); err != nil {
 				t.Fatal(err)
 			}
 			if tt.pidFile != nil {
@@ -462,7 +243,7 @@ func TestDeleteUnmountsRootfs(t *testing.T) {
 		for unix.Unmount(rootfs, unix.MNT_DETACH) == nil {
 		}
 	})
-	if err := writeOptions(bundle, &options.Options{BinaryName: rt, Root: filepath.Join(rtDir, "root")}); err != nil {
+	if err := launch.WriteOptions(bundle, &options.Options{BinaryName: rt, Root: filepath.Join(rtDir, "root")}); err != nil {
 		t.Fatal(err)
 	}
 	var warn bytes.Buffer
@@ -498,7 +279,7 @@ func TestRemoveDeadSocket(t *testing.T) {
 		}, true},
 		{"live socket in SocketDir", func(t *testing.T) (string, string) {
 			p := socketInSocketDir(t, "/test/"+randomName(t), "ns", "c1")
-			l, err := listen(p)
+			l, err := launch.Listen(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -513,7 +294,7 @@ func TestRemoveDeadSocket(t *testing.T) {
 		{"outside SocketDir through ..", func(t *testing.T) (string, string) {
 			p := filepath.Join(outside, randomName(t))
 			deadSocket(t, p)
-			return p, "unix://" + SocketDir + "/../../.." + p
+			return p, "unix://" + launch.SocketDir + "/../../.." + p
 		}, false},
 	}
 	for _, tt := range tests {
@@ -543,7 +324,7 @@ func TestDeleteRemovesDeadSocket(t *testing.T) {
 	rt := filepath.Join(rtDir, "runtime")
 	writeExecutable(t, rt, deleteRuntime)
 	bundle := t.TempDir()
-	if err := writeOptions(bundle, &options.Options{BinaryName: rt, Root: filepath.Join(rtDir, "root")}); err != nil {
+	if err := launch.WriteOptions(bundle, &options.Options{BinaryName: rt, Root: filepath.Join(rtDir, "root")}); err != nil {
 		t.Fatal(err)
 	}
 	p := socketInSocketDir(t, "/test/"+randomName(t), "ns", "c1")
@@ -555,4 +336,15 @@ func TestDeleteRemovesDeadSocket(t *testing.T) {
 	if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dead shim socket %s left: %v", p, err)
 	}
+}
+
+// deadSocket leaves a socket file nobody listens on, as a killed shim does
+// (a closed shim listener leaves its path).
+func deadSocket(t *testing.T, path string) {
+	t.Helper()
+	l, err := launch.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
 }

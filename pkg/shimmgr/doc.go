@@ -17,6 +17,11 @@
 //     runs with cwd = bundle, its own process group, TTRPC_ADDRESS=A in the
 //     environment, the runc Options as a protobuf Any on stdin, and prints
 //     the shim's address (bare "unix://..." or 1.7+ bootstrap JSON).
+//   - A Direct runtime (xshim) is launched without `start`: the Manager
+//     does start's work itself (pkg/shim/launch: socket, address and
+//     options files, the server with the listener as fd 3), with the same
+//     command line, cwd, process group and environment, and the server made
+//     a child of xd's parent (CLONE_PARENT), where `start` would leave it.
 //   - Every task API call carries the ttrpc metadata
 //     containerd-namespace-ttrpc: NS (the runc shim refuses Create without).
 //   - Files the Manager keeps in the bundle: log (FIFO), shim-binary-path

@@ -70,14 +70,24 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// forEachShim runs fn for xshim and containerd-shim-runc-v2 (skipped when
-// not installed), both driving bin/xrunc.
+// forEachShim runs fn for xshim (launched directly, as xd does, and
+// through its start action) and containerd-shim-runc-v2 (skipped when not
+// installed), all driving bin/xrunc.
 func forEachShim(t *testing.T, fn func(t *testing.T, e *env)) {
 	requireRoot(t)
 	xrunc := builtBinary(t, "xrunc")
-	shims := []Runtime{{Name: "io.xstack.xshim.v1", Shim: builtBinary(t, "xshim")}, {Name: "io.containerd.runc.v2", Shim: runcShimBinary}}
-	for _, rt := range shims {
-		t.Run(filepath.Base(rt.Shim), func(t *testing.T) {
+	xshim := builtBinary(t, "xshim")
+	shims := []struct {
+		name string
+		rt   Runtime
+	}{
+		{"xshim-launched", Runtime{Name: "io.xstack.xshim.v1", Shim: xshim, Direct: true}},
+		{"xshim-start", Runtime{Name: "io.xstack.xshim.v1", Shim: xshim}},
+		{"containerd-shim-runc-v2", Runtime{Name: "io.containerd.runc.v2", Shim: runcShimBinary}},
+	}
+	for _, tc := range shims {
+		rt := tc.rt
+		t.Run(tc.name, func(t *testing.T) {
 			if _, err := os.Stat(rt.Shim); err != nil {
 				t.Skipf("skipped: %s is not installed (%v)", rt.Shim, err)
 			}

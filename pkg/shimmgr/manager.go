@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/atomicfile"
+	"github.com/xstack/xstack/pkg/shim/launch"
 )
 
 // Files in the bundle.
@@ -59,6 +60,10 @@ type Runtime struct {
 	Name string
 	// Shim is the absolute path of the shim binary.
 	Shim string
+	// Direct says the shim is xshim, which xd launches itself
+	// (pkg/shim/launch) rather than through its start action: one
+	// process start less per container.
+	Direct bool
 }
 
 // Manager starts, re-attaches to and cleans up after shims. Set its
@@ -90,10 +95,12 @@ func (m *Manager) logger() *slog.Logger {
 }
 
 // Start launches a shim for container id of namespace ns, whose bundle
-// (config.json, rootfs/) is ready, connects to it and calls Connect. opts,
-// when not nil, reaches the shim's `start` on stdin as containerd sends it
-// (a protobuf-encoded Any of containerd.runc.v1.Options); the same options
-// must be sent again in CreateTaskRequest.Options.
+// (config.json, rootfs/) is ready, connects to it and calls Connect: a
+// Direct runtime through pkg/shim/launch, any other through its `start`
+// action. opts, when not nil, reach the shim as containerd gives them to
+// `start` (on stdin, a protobuf-encoded Any of containerd.runc.v1.Options)
+// or are recorded in the bundle by the launch; the same options must be
+// sent again in CreateTaskRequest.Options.
 //
 // On failure nothing is left: a shim that started is asked to shut down
 // (and killed if it does not), Cleanup runs, and the log reader stops.
@@ -107,16 +114,6 @@ func (m *Manager) Start(ctx context.Context, ns, id, bundle string, rt Runtime, 
 	bundle = filepath.Clean(bundle)
 	if filepath.Base(bundle) != id {
 		return nil, fmt.Errorf("start shim for %s/%s: bundle %s must be named after the container (<dir>/%s)", ns, id, bundle, id)
-	}
-	var stdin []byte
-	if opts != nil {
-		a, err := typeurl.MarshalAnyToProto(opts)
-		if err != nil {
-			return nil, fmt.Errorf("start shim for %s/%s: encode options: %w", ns, id, err)
-		}
-		if stdin, err = proto.Marshal(a); err != nil {
-			return nil, fmt.Errorf("start shim for %s/%s: encode options: %w", ns, id, err)
-		}
 	}
 	log := m.logger().With("ns", ns, "id", id)
 	lr, err := m.openLog(ns, id, bundle)
@@ -144,23 +141,14 @@ func (m *Manager) Start(ctx context.Context, ns, id, bundle string, rt Runtime, 
 
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	cmd := m.command(sctx, rt.Shim, ns, id, bundle, "start")
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if sctx.Err() != nil {
-		return nil, fmt.Errorf("start shim %s for %s/%s: %w (output %q)", rt.Shim, ns, id, sctx.Err(), out)
+	var address string
+	if rt.Direct {
+		address, err = m.launch(ns, id, bundle, rt, opts)
+	} else {
+		address, err = m.startAction(sctx, ns, id, bundle, rt, opts)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("start shim %s for %s/%s: %w: %s", rt.Shim, ns, id, err, strings.TrimSpace(string(out)))
-	}
-	address, err := parseStartOutput(out)
 	if err != nil {
 		return nil, fmt.Errorf("start shim %s for %s/%s: %w", rt.Shim, ns, id, err)
-	}
-	if _, err := os.Stat(filepath.Join(bundle, addressFile)); errors.Is(err, fs.ErrNotExist) {
-		if err := atomicfile.WriteFile(filepath.Join(bundle, addressFile), []byte(address), 0o600, false); err != nil {
-			return nil, fmt.Errorf("start shim for %s/%s: record address: %w", ns, id, err)
-		}
 	}
 	s, err = m.dial(sctx, ns, id, bundle, address, lr)
 	if err != nil {
@@ -171,6 +159,57 @@ func (m *Manager) Start(ctx context.Context, ns, id, bundle string, rt Runtime, 
 	}
 	log.Debug("shim started", "address", address, "shim_pid", s.pid, "runtime", rt.Name)
 	return s, nil
+}
+
+// startAction runs the shim's start action, which launches the server and
+// prints its address (containerd's way).
+func (m *Manager) startAction(ctx context.Context, ns, id, bundle string, rt Runtime, opts *options.Options) (string, error) {
+	var stdin []byte
+	if opts != nil {
+		a, err := typeurl.MarshalAnyToProto(opts)
+		if err != nil {
+			return "", fmt.Errorf("encode options: %w", err)
+		}
+		if stdin, err = proto.Marshal(a); err != nil {
+			return "", fmt.Errorf("encode options: %w", err)
+		}
+	}
+	cmd := m.command(ctx, rt.Shim, ns, id, bundle, "start")
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("%w (output %q)", ctx.Err(), out)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	address, err := parseStartOutput(out)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(bundle, addressFile)); errors.Is(err, fs.ErrNotExist) {
+		if err := atomicfile.WriteFile(filepath.Join(bundle, addressFile), []byte(address), 0o600, false); err != nil {
+			return "", fmt.Errorf("record address: %w", err)
+		}
+	}
+	return address, nil
+}
+
+// launch starts an xshim server as its start action would, detached: the
+// server is not xd's child, so xd has nothing to reap and its shims sit
+// where containerd's do.
+func (m *Manager) launch(ns, id, bundle string, rt Runtime, opts *options.Options) (string, error) {
+	shim, err := launch.Start(launch.Request{
+		Binary: rt.Shim, Namespace: ns, ID: id, Address: m.Address, PublishBinary: m.PublishBinary,
+		Bundle: bundle, Debug: m.Debug, Options: opts, Env: m.env(ns), Detach: true,
+	})
+	if err != nil {
+		return "", err
+	}
+	if shim.Process != nil {
+		_ = shim.Process.Release()
+	}
+	return shim.Address, nil
 }
 
 // LoadOption changes how Load re-attaches.
