@@ -1,3 +1,10 @@
+// The shim's GOMAXPROCS is 1 (see pkg/shim/launch): skip the runtime's
+// cgroup-aware probing, which keeps two cgroup files open and re-reads
+// them all the shim's life.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command xshim is the per-container shim: containerd's shim v2 task API
 // over ttrpc, running an OCI runtime (xrunc by default) for the container
 // and keeping its exit status. It takes containerd's command line, so

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -220,4 +221,49 @@ func unixSockets(t *testing.T) (abstract, paths map[string]string) {
 		}
 	}
 	return abstract, paths
+}
+
+// TestShimEnvironment: xshim's server runs with one P (GOMAXPROCS=1,
+// whatever the daemon gave: here 2, as containerd sets it), and keeps that
+// to itself: the runtime it runs gets the daemon's environment without it.
+func TestShimEnvironment(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		if e.c.IsReference() {
+			t.Skip("skipped for the reference shim: the one-P server is xshim's")
+		}
+		dir := t.TempDir()
+		envFile := filepath.Join(dir, "runtime-env")
+		wrapper := filepath.Join(dir, "runtime")
+		script := fmt.Sprintf("#!/bin/sh\nenv >> %s\nexec %s \"$@\"\n", envFile, e.c.Runtime)
+		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := e.newBundle(t, newID("env"), withArgs("/bin/true"))
+		o := e.opts()
+		o.BinaryName = wrapper
+		s, err := e.tryStartShim(t, b, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.create(t, nil, false)
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", s.pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shimEnv := strings.Split(string(environ), "\x00")
+		if !slices.Contains(shimEnv, "GOMAXPROCS=1") || slices.Contains(shimEnv, "GOMAXPROCS=2") {
+			t.Errorf("the shim started with GOMAXPROCS other than 1: %q", shimEnv)
+		}
+		if !slices.Contains(shimEnv, "TTRPC_ADDRESS="+e.ttrpcAddr) {
+			t.Errorf("the shim lost the daemon's environment: %q", shimEnv)
+		}
+		runtimeEnv, err := os.ReadFile(envFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(runtimeEnv), "\n")
+		if !slices.Contains(lines, "TTRPC_ADDRESS="+e.ttrpcAddr) || slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "GOMAXPROCS=") }) {
+			t.Errorf("the runtime's environment is not the daemon's without GOMAXPROCS:\n%s", runtimeEnv)
+		}
+	})
 }

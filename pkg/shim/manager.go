@@ -178,6 +178,9 @@ func MarshalDeleteResponse(r *taskapi.DeleteResponse) ([]byte, error) { return p
 // Serve is the long-lived shim: it serves the task API on the listener
 // inherited as fd 3 until Shutdown (with no container left) or SIGTERM.
 func Serve(f Flags) error {
+	// Set for the shim's own runtime by launch (see serverEnv); the
+	// runtime and other children get the daemon's environment without it.
+	os.Unsetenv("GOMAXPROCS")
 	logw := openLog()
 	level := slog.LevelInfo
 	if f.Debug {

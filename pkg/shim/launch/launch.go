@@ -113,7 +113,8 @@ type Request struct {
 	// Options, when set, are recorded in the bundle, where `delete` finds
 	// the runtime and its root even if Create never comes.
 	Options *options.Options
-	// Env is the server's environment; nil means the caller's.
+	// Env is the server's environment (nil: the caller's), but for
+	// GOMAXPROCS, which is 1.
 	Env []string
 	// Detach makes the server a child of the caller's parent rather than
 	// of the caller (clone's CLONE_PARENT): a daemon that launches its
@@ -178,7 +179,7 @@ func Start(r Request) (_ *Shim, err error) {
 	}
 	cmd := exec.Command(r.Binary, args...)
 	cmd.Dir = r.Bundle
-	cmd.Env = r.Env
+	cmd.Env = serverEnv(r.Env)
 	// Its own process group: signals for the daemon's group do not reach
 	// it, and it outlives the daemon. Its stdio is /dev/null: a caller
 	// reading start's output to EOF must not wait for the server.
@@ -198,6 +199,25 @@ func Start(r Request) (_ *Shim, err error) {
 		}
 	}
 	return &Shim{Address: address, Process: cmd.Process}, nil
+}
+
+// serverEnv is env (nil: ours) with GOMAXPROCS=1. The shim is a few
+// goroutines waiting on I/O, and each P keeps a partly used span of every
+// size class it allocates from: with the two Ps containerd asks for, a
+// fifth of a shim's memory. It must be set before the server's runtime
+// starts; the server takes it out of what its children inherit, so the
+// runtime gets the daemon's environment without it.
+func serverEnv(env []string) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "GOMAXPROCS=1")
 }
 
 func writeAddress(bundle, address string) error {

@@ -387,6 +387,7 @@ type report struct {
 	Listener   string   // the address of the listener on fd 3
 	OpenFds    []string // "fd=target" at its start
 	RoleEnvSet bool
+	GOMAXPROCS string
 }
 
 // fakeShim answers one connection on the inherited listener with a report.
@@ -412,7 +413,7 @@ func fakeShim() int {
 	dir, _ := os.Getwd()
 	pgid, _ := unix.Getpgid(0)
 	r := report{Args: os.Args[1:], Dir: dir, Pid: os.Getpid(), Ppid: os.Getppid(), Pgid: pgid,
-		Listener: l.Addr().String(), OpenFds: fds, RoleEnvSet: os.Getenv(roleEnv) == "shim"}
+		Listener: l.Addr().String(), OpenFds: fds, RoleEnvSet: os.Getenv(roleEnv) == "shim", GOMAXPROCS: os.Getenv("GOMAXPROCS")}
 	if err := json.NewEncoder(conn).Encode(r); err != nil {
 		return 5
 	}
@@ -451,9 +452,9 @@ func askShim(t *testing.T, address string) report {
 }
 
 // TestStartServer: the server gets the command line, the bundle as its
-// cwd, its own process group, the given environment and the listener as
-// fd 3 (and nothing else beyond stdio); the bundle records the address and
-// the options; the socket is the caller's child's, 0600.
+// cwd, its own process group, the given environment (with GOMAXPROCS=1)
+// and the listener as fd 3 (no other socket); the bundle records the
+// address and the options; the socket is 0600.
 func TestStartServer(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
@@ -466,7 +467,7 @@ func TestStartServer(t *testing.T) {
 	opts := &options.Options{BinaryName: "/usr/sbin/runc", Root: "/run/r"}
 	shim, err := Start(Request{
 		Binary: self, Namespace: "testns", ID: "c1", Address: address, PublishBinary: "/usr/bin/xd",
-		Bundle: bundle, Debug: true, Options: opts, Env: append(os.Environ(), roleEnv+"=shim"),
+		Bundle: bundle, Debug: true, Options: opts, Env: append(os.Environ(), roleEnv+"=shim", "GOMAXPROCS=2"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -490,6 +491,9 @@ func TestStartServer(t *testing.T) {
 	if r.Dir != bundle || r.Pgid != r.Pid || r.Ppid != os.Getpid() || !r.RoleEnvSet {
 		t.Errorf("cwd %s (want %s), pgid %d (want its pid %d), ppid %d (want %d), env given: %v",
 			r.Dir, bundle, r.Pgid, r.Pid, r.Ppid, os.Getpid(), r.RoleEnvSet)
+	}
+	if r.GOMAXPROCS != "1" {
+		t.Errorf("the shim runs with GOMAXPROCS=%q, want 1", r.GOMAXPROCS)
 	}
 	if r.Listener != path {
 		t.Errorf("fd 3 listens on %q, want %s", r.Listener, path)
