@@ -39,7 +39,7 @@ func (s *Server) Recover(ctx context.Context) error {
 	var now, later []recoveryJob
 	known := map[string]bool{}
 	for _, ns := range nss {
-		cs, err := s.db.ListContainers(ns)
+		ids, err := s.db.ContainerIDs(ns)
 		if err != nil {
 			return err
 		}
@@ -51,11 +51,11 @@ func (s *Server) Recover(ctx context.Context) error {
 		for _, rec := range recs {
 			byID[rec.ContainerId] = rec
 		}
-		for _, c := range cs {
-			j := recoveryJob{ns, c.Id}
-			known[taskKey(ns, c.Id)] = true
-			if rec := byID[c.Id]; rec != nil && s.stillRunning(ns, rec) {
-				s.recovering[taskKey(ns, c.Id)] = &recovering{rec: rec, done: make(chan struct{})}
+		for _, id := range ids {
+			j := recoveryJob{ns, id}
+			known[taskKey(ns, id)] = true
+			if rec := byID[id]; rec != nil && s.stillRunning(ns, rec) {
+				s.recovering[taskKey(ns, id)] = &recovering{rec: rec, done: make(chan struct{})}
 				later = append(later, j)
 			} else {
 				now = append(now, j)

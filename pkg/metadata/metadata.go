@@ -215,6 +215,23 @@ func (d *DB) GetContainer(ns, id string) (*xdv1.Container, error) {
 	return c, nil
 }
 
+// ContainerIDs returns the ids of a namespace's containers, in no
+// particular order, without decoding the records.
+func (d *DB) ContainerIDs(ns string) ([]string, error) {
+	var out []string
+	err := d.db.View(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, bucketContainers, false)
+		if err != nil || b == nil {
+			return err
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
 // ListContainers returns a namespace's containers, oldest first.
 func (d *DB) ListContainers(ns string) ([]*xdv1.Container, error) {
 	cs, err := list(d, ns, bucketContainers, func() *xdv1.Container { return &xdv1.Container{} })

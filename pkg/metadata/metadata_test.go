@@ -3,6 +3,7 @@ package metadata
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,6 +99,11 @@ func TestContainersPersistAndConflict(t *testing.T) {
 	}
 	if list, _ := db.ListContainers("other"); len(list) != 1 {
 		t.Fatalf("other namespace: %v", list)
+	}
+	for ns, want := range map[string][]string{"default": nil, "other": {"web"}, "missing": nil} {
+		if ids, err := db.ContainerIDs(ns); err != nil || !slices.Equal(ids, want) {
+			t.Errorf("ContainerIDs(%s) = %q, %v; want %q", ns, ids, err, want)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stat is the part of /proc/PID/stat we use.
@@ -22,13 +24,39 @@ type Stat struct {
 // being reaped.
 func (s Stat) Exited() bool { return s.State == 'Z' || s.State == 'X' }
 
-// ReadStat parses /proc/PID/stat.
+// ReadStat parses /proc/PID/stat. The line is read in one read(2) into a
+// buffer on the stack: a daemon checking a hundred containers after a
+// restart pays half the system calls of os.ReadFile.
 func ReadStat(pid int) (Stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return Stat{}, err
+		return Stat{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	return ParseStat(string(b))
+	defer unix.Close(fd)
+	var buf [2048]byte
+	n, err := readRetry(fd, buf[:])
+	if err != nil {
+		return Stat{}, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if n == len(buf) {
+		// Longer than any stat line the kernel writes today.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Stat{}, err
+		}
+		return ParseStat(string(b))
+	}
+	return ParseStat(string(buf[:n]))
+}
+
+func readRetry(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
 
 // ParseStat parses the content of a stat file. The command name (field 2)

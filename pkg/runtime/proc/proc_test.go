@@ -1,8 +1,13 @@
 package proc
 
 import (
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseStat(t *testing.T) {
@@ -46,5 +51,36 @@ func TestReadStatSelf(t *testing.T) {
 	}
 	if st.PPid != os.Getppid() || st.StartTime == 0 || st.Exited() {
 		t.Fatalf("unexpected stat of self: %+v", st)
+	}
+}
+
+// TestReadStatChild follows a child through its life: running, a zombie
+// (exited, not reaped), then gone (an error that is fs.ErrNotExist).
+func TestReadStatChild(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "read x")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	st, err := ReadStat(pid)
+	if err != nil || st.Exited() || st.PPid != os.Getpid() {
+		t.Errorf("running child: %+v, %v", st, err)
+	}
+	stdin.Close()
+	// Wait for the exit without reaping.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadStat(pid); err != nil || !st.Exited() {
+		t.Errorf("zombie child: %+v, %v; want exited", st, err)
+	}
+	cmd.Wait()
+	if st, err := ReadStat(pid); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("reaped child: %+v, %v; want fs.ErrNotExist", st, err)
 	}
 }
