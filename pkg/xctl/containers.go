@@ -29,21 +29,31 @@ type psRow struct {
 	Runtime   string    `json:"runtime"`
 }
 
-// runPs is `xctl ps`: Containers.List and Tasks.List, joined on the id.
+// runPs is `xctl ps`: Containers.List and Tasks.List (at once, on the one
+// connection), joined on the id.
 func runPs(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	c, err := e.connect()
 	if err != nil {
 		return err
 	}
+	type taskList struct {
+		r   *xdv1.ListTasksResponse
+		err error
+	}
+	tasks := make(chan taskList, 1)
+	go func() {
+		r, err := c.Tasks().List(ctx, &xdv1.ListTasksRequest{})
+		tasks <- taskList{r, err}
+	}()
 	cl, err := c.Containers().List(ctx, &xdv1.ListContainersRequest{})
+	tl := <-tasks
 	if err != nil {
 		return err
 	}
-	tl, err := c.Tasks().List(ctx, &xdv1.ListTasksRequest{})
-	if err != nil {
-		return err
+	if tl.err != nil {
+		return tl.err
 	}
-	rows := psRows(cl.Containers, tl.Tasks, fs.boolean("all"), time.Now())
+	rows := psRows(cl.Containers, tl.r.Tasks, fs.boolean("all"), time.Now())
 	switch {
 	case fs.boolean("quiet"):
 		for _, r := range rows {
