@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,9 +66,24 @@ func Clone() (*os.File, error) {
 		}
 	}
 	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+	if err := addSeals(fd, seals); err != nil {
 		return nil, fmt.Errorf("seal memfd: %w", err)
 	}
 	ok = true
 	return mem, nil
+}
+
+// addSeals adds seals, retrying EBUSY: the kernel refuses F_SEAL_WRITE
+// while a page of the file is still referenced by the copy that filled it
+// (it waits for such pins, but only briefly), which happens once in some
+// hundreds of creates on a loaded machine.
+func addSeals(fd int, seals int) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if _, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != unix.EBUSY {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+	return err
 }
