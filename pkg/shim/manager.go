@@ -63,24 +63,20 @@ func Start(f Flags, rawOptions []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	shim, err := launch.Start(launch.Request{
+	r := launch.Request{
 		Binary: self, Namespace: f.Namespace, ID: f.ID, Address: f.Address,
 		PublishBinary: f.PublishBinary, Bundle: bundle, Debug: f.Debug, Options: opts,
-	})
+	}
+	if opts != nil && opts.ShimCgroup != "" {
+		r.Setup = func(pid int) error { return enterCgroup(opts.ShimCgroup, pid) }
+	}
+	shim, err := launch.Start(r)
 	if err != nil {
 		return "", err
 	}
-	if shim.Process == nil {
-		return shim.Address, nil
+	if shim.Process != nil {
+		_ = shim.Process.Release()
 	}
-	if opts != nil && opts.ShimCgroup != "" {
-		if err := enterCgroup(opts.ShimCgroup, shim.Process.Pid); err != nil {
-			_ = shim.Process.Kill()
-			_, _ = shim.Process.Wait()
-			return "", err
-		}
-	}
-	_ = shim.Process.Release()
 	return shim.Address, nil
 }
 

@@ -120,6 +120,10 @@ type Request struct {
 	// of the caller (clone's CLONE_PARENT): a daemon that launches its
 	// shims leaves them where a start process would, with nothing to reap.
 	Detach bool
+	// Setup, when set, runs on the started server before Start returns
+	// (e.g. placing it in a cgroup); its error kills the server and fails
+	// the launch.
+	Setup func(pid int) error
 }
 
 // Shim is a launched shim.
@@ -142,6 +146,11 @@ func Start(r Request) (_ *Shim, err error) {
 		if err := WriteOptions(r.Bundle, r.Options); err != nil {
 			return nil, fmt.Errorf("write options: %w", err)
 		}
+		defer func() {
+			if err != nil {
+				os.Remove(filepath.Join(r.Bundle, OptionsFile))
+			}
+		}()
 	}
 	path := SocketPath(r.Address, r.Namespace, Group(r.Bundle, r.ID))
 	address := "unix://" + path
@@ -191,6 +200,17 @@ func Start(r Request) (_ *Shim, err error) {
 	cmd.ExtraFiles = []*os.File{lf}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the shim %s: %w", r.Binary, err)
+	}
+	if r.Setup != nil {
+		if err := r.Setup(cmd.Process.Pid); err != nil {
+			_ = cmd.Process.Kill()
+			if !r.Detach {
+				_, _ = cmd.Process.Wait()
+			} else {
+				_ = cmd.Process.Release()
+			}
+			return nil, err
+		}
 	}
 	// Less precious than the daemon under memory pressure.
 	if adj, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {

@@ -557,6 +557,7 @@ func TestStartBadRequest(t *testing.T) {
 	requireRoot(t)
 	bundle := t.TempDir()
 	address := shortTempDir(t) + "/xd.sock"
+	var setupPid int
 	tests := []struct {
 		name string
 		r    Request
@@ -564,12 +565,27 @@ func TestStartBadRequest(t *testing.T) {
 		{"no id", Request{Binary: "/bin/true", Namespace: "ns", Bundle: bundle, Address: address}},
 		{"no namespace", Request{Binary: "/bin/true", ID: "c1", Bundle: bundle, Address: address}},
 		{"relative bundle", Request{Binary: "/bin/true", Namespace: "ns", ID: "c1", Bundle: "b", Address: address}},
-		{"missing binary", Request{Binary: "/nonexistent/xshim", Namespace: "ns", ID: "c1", Bundle: bundle, Address: address}},
+		{"missing binary", Request{Binary: "/nonexistent/xshim", Namespace: "ns", ID: "c1", Bundle: bundle, Address: address,
+			Options: &options.Options{BinaryName: "runc"}}},
+		{"setup fails", Request{Binary: "/bin/sleep", Namespace: "ns", ID: "c1", Bundle: bundle, Address: address,
+			Options: &options.Options{BinaryName: "runc"}, Setup: func(pid int) error {
+				setupPid = pid
+				return errors.New("no cgroup for you")
+			}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			setupPid = 0
 			if shim, err := Start(tt.r); err == nil {
 				t.Fatalf("Start = %+v, want an error", shim)
+			}
+			if tt.r.Setup != nil {
+				if setupPid == 0 {
+					t.Fatal("Setup was not called")
+				}
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", setupPid)); err == nil {
+					t.Errorf("the server %d outlived its failed setup", setupPid)
+				}
 			}
 			if ents, _ := os.ReadDir(bundle); len(ents) != 0 {
 				t.Errorf("a failed Start left %d files in the bundle", len(ents))
