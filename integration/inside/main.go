@@ -534,11 +534,27 @@ func cmdPtraceWatch(a []string) error {
 
 func probeProcess(pid int) {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	exeLink := fmt.Sprintf("/proc/%d/exe", pid)
+	before, _ := os.Readlink(exeLink)
 	if ents, err := os.ReadDir(dir); err == nil {
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		var lines []string
 		for _, e := range ents {
 			if target, err := os.Readlink(dir + "/" + e.Name()); err == nil {
-				fmt.Printf("fd %d %s %s %s\n", pid, exe, e.Name(), target)
+				lines = append(lines, e.Name()+" "+target)
+			}
+		}
+		// What the process was when its fds were read: its exe after the
+		// reads if it is still there, else before them (it exited in
+		// between: the user's program can be that quick). An exe readable
+		// neither time was hidden before the reads (non-dumpable) and the
+		// fds readable after: the process had exec'd its program by then.
+		exe, _ := os.Readlink(exeLink)
+		if exe == "" {
+			exe = before
+		}
+		for _, l := range lines {
+			if exe != "" {
+				fmt.Printf("fd %d %s %s\n", pid, exe, l)
 			}
 		}
 	}
