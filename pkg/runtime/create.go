@@ -116,7 +116,7 @@ func (cr *creation) run() (*Container, error) {
 		return nil, err
 	}
 	cr.ownConsole = cr.opts.Console == nil
-	exe, err := exeseal.Clone()
+	exe, err := exeseal.Open(cr.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (cr *creation) run() (*Container, error) {
 		// The early init cannot be this container's: fork another.
 		cr.ip.kill()
 		cr.ip = nil
-		if exe, err = exeseal.Clone(); err != nil {
+		if exe, err = exeseal.Open(cr.dir); err != nil {
 			return nil, err
 		}
 		late := cr.initStart(exe, 0)

@@ -65,7 +65,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		return nil, errors.New("cannot use console socket if xrunc will not detach or allocate tty")
 	}
 
-	exe := sealedExe()
+	exe := sealedExe(c.dir)
 	defer exe.discard()
 	start := &initStart{
 		cfg: &syncproto.InitConfig{

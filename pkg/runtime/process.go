@@ -47,7 +47,8 @@ type initStart struct {
 	preserved []*os.File
 	console   *os.File // connected console socket, or nil
 	fifo      *os.File // O_PATH exec.fifo, or nil
-	// exe is the sealed copy of xrunc the init runs (closed by startInit).
+	// exe is the write-protected xrunc the init runs (see exeseal; closed
+	// by startInit).
 	exe *os.File
 }
 
@@ -288,7 +289,8 @@ func startViaHelper(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, syncFd, e
 	return ip, nil
 }
 
-// pendingExe is a sealed copy of xrunc being made in the background.
+// pendingExe is a write-protected xrunc (see exeseal) being opened in the
+// background.
 type pendingExe struct {
 	done chan struct{}
 	f    *os.File
@@ -296,10 +298,10 @@ type pendingExe struct {
 	got  bool
 }
 
-func sealedExe() *pendingExe {
+func sealedExe(scratchDir string) *pendingExe {
 	p := &pendingExe{done: make(chan struct{})}
 	go func() {
-		p.f, p.err = exeseal.Clone()
+		p.f, p.err = exeseal.Open(scratchDir)
 		close(p.done)
 	}()
 	return p

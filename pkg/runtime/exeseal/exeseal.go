@@ -1,8 +1,18 @@
-// Package exeseal makes the sealed in-memory copy of the running binary that
-// a container's init executes. Processes in the container can reach the
-// init's executable through /proc/<pid>/exe; if that were the host's xrunc
-// file, a malicious container could overwrite it (CVE-2019-5736). A sealed
-// memfd can be neither written, truncated nor grown.
+// Package exeseal gives a container's init a handle on the running xrunc
+// binary that nothing can write through. Processes in the container can
+// reach the init's executable through /proc/<pid>/exe; if that were the
+// host's xrunc file, a malicious container could overwrite it
+// (CVE-2019-5736).
+//
+// The handle is, when the kernel allows it, the binary seen through a
+// private, detached overlayfs mount with no upper layer: a read-only file
+// system that cannot be remounted writable from the container (it is in
+// no mount namespace) and whose file is not the binary's inode. This costs
+// one small mount instead of copying the binary, so the init execs pages
+// already in the page cache. Where that is refused (no overlayfs, no
+// privilege over the mount API, a binary that was replaced meanwhile) the
+// handle is a sealed memfd copy: it can be neither written, truncated nor
+// grown.
 //
 // Internal to xstack; no API stability.
 package exeseal
@@ -11,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,9 +32,90 @@ import (
 // (vm.memfd_noexec, Linux 6.3+); older kernels reject the flag.
 const mfdExec = 0x10
 
-// Clone returns a sealed, close-on-exec memfd holding a copy of
-// /proc/self/exe. Execute it through /proc/self/fd/N or execveat.
-func Clone() (*os.File, error) {
+// Open returns a close-on-exec handle on a write-protected view of
+// /proc/self/exe. Execute it through /proc/self/fd/N or execveat with
+// AT_EMPTY_PATH. scratchDir is an existing directory on the host that
+// overlayfs may use as its second, bottom layer (it needs two without an
+// upper one); its files never mask the binary, which is on top.
+func Open(scratchDir string) (*os.File, error) {
+	if f, err := overlayView(scratchDir); err == nil {
+		return f, nil
+	}
+	return memfdCopy()
+}
+
+// overlayView opens the running binary through a read-only overlayfs made
+// with the mount API and never attached anywhere: once the mount's own fd
+// is closed, the returned O_PATH file is its only user, and the mount goes
+// away with the last exec of it.
+func overlayView(scratchDir string) (*os.File, error) {
+	self, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	var want unix.Stat_t
+	if err := unix.Fstat(int(self.Fd()), &want); err != nil {
+		return nil, err
+	}
+	// A binary replaced since we started reads "(deleted)" here: the
+	// fallback copies the one we run, so the init speaks our protocol.
+	path, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	dir, name := filepath.Split(path)
+
+	ctx, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fsopen overlay: %w", err)
+	}
+	defer unix.Close(ctx)
+	lower := escapeLowerDir(dir) + ":" + escapeLowerDir(scratchDir)
+	if err := unix.FsconfigSetString(ctx, "lowerdir", lower); err != nil {
+		return nil, fmt.Errorf("overlay lowerdir=%s: %w", lower, err)
+	}
+	// Inode-number mapping is of no use here, and where the layers are on
+	// different file systems the kernel would log about it.
+	_ = unix.FsconfigSetString(ctx, "xino", "off")
+	if err := unix.FsconfigCreate(ctx); err != nil {
+		return nil, fmt.Errorf("create overlay: %w", err)
+	}
+	mnt, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
+	if err != nil {
+		return nil, fmt.Errorf("fsmount overlay: %w", err)
+	}
+	defer unix.Close(mnt)
+	fd, err := unix.Openat(mnt, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in overlay: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), "xrunc-overlay")
+	// The path may name another file than the one we run by now (replaced
+	// between the readlink and the open): compare what overlayfs shows of
+	// the real inode with our own.
+	var got unix.Stat_t
+	if err := unix.Fstat(fd, &got); err != nil || !sameFile(&got, &want) {
+		f.Close()
+		return nil, errors.New("the binary in the overlay is not the running one")
+	}
+	return f, nil
+}
+
+// sameFile compares what survives overlayfs: it reports its own device,
+// but the lower file's inode number, size and modification time.
+func sameFile(a, b *unix.Stat_t) bool {
+	return a.Ino == b.Ino && a.Size == b.Size && a.Mtim == b.Mtim && a.Mode&unix.S_IFMT == unix.S_IFREG
+}
+
+// escapeLowerDir protects the separators of overlayfs's lowerdir list.
+func escapeLowerDir(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(p)
+}
+
+// memfdCopy returns a sealed, close-on-exec memfd holding a copy of
+// /proc/self/exe.
+func memfdCopy() (*os.File, error) {
 	self, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("open /proc/self/exe: %w", err)

@@ -31,7 +31,7 @@ func Main() {
 	// Until the container's program replaces us, nothing in the container
 	// may ptrace us or open our /proc files (CVE-2016-9962).
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	// Our executable is a memfd reached through /proc/self/fd/N; give the
+	// We were executed through /proc/self/fd/N (see exeseal); give the
 	// process a name that says what it is in top and /proc/PID/comm.
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("xrunc:init\x00")[0])), 0, 0, 0)
 	fd, err := strconv.Atoi(os.Getenv(syncproto.EnvSyncFd))

@@ -7,8 +7,9 @@
 //
 // The program is a handful of instructions of four kinds, loaded and
 // attached with bpf(2) directly. cilium/ebpf would do the same but adds
-// 1.5 MB to xrunc, and every create copies the binary into a sealed memfd:
-// measured, 3 ms more per `xrunc run`. Programs are attached with
+// 1.5 MB to xrunc: measured, 3 ms more per `xrunc run` when every create
+// copied the binary into a sealed memfd (now only the fallback, see
+// exeseal), and more page faults at every start. Programs are attached with
 // BPF_PROG_ATTACH (not a bpf_link), so they stay with the cgroup after the
 // short-lived runtime process exits.
 package devicefilter
