@@ -262,7 +262,6 @@ func (t *task) detach() {
 // too (the shim's delete already unmounted the rootfs).
 func (s *Server) forgetTask(t *task, removeBundle bool) {
 	t.goneOnce.Do(func() { close(t.gone) })
-	s.dropExecs(t.ns, t.id) // they went with the shim
 	s.mu.Lock()
 	if s.tasks[taskKey(t.ns, t.id)] == t {
 		delete(s.tasks, taskKey(t.ns, t.id))
@@ -280,7 +279,10 @@ func (s *Server) forgetTask(t *task, removeBundle bool) {
 			t.log.Warn("remove bundle", "error", err)
 		}
 	}
-	t.persist()
+	// The last record, and the execs went with the shim: one commit.
+	if err := s.db.EndTask(t.ns, t.snapshotRecord()); err != nil {
+		t.log.Error("persist task", "error", err)
+	}
 }
 
 // drainOrClose gives the output a moment to reach EOF (the shim closed its

@@ -352,9 +352,36 @@ func (d *DB) DeleteExec(ns, id, execID string) error {
 }
 
 // DeleteExecs drops every exec record of a container's task (its shim is
-// gone, and the execs with it).
+// gone, and the execs with it). With none to drop nothing is written: a
+// commit costs two fdatasyncs, and most tasks never had an exec.
 func (d *DB) DeleteExecs(ns, id string) error {
+	var n int
+	if err := d.db.View(func(tx *bolt.Tx) error {
+		n = len(execKeys(tx, ns, id))
+		return nil
+	}); err != nil || n == 0 {
+		return err
+	}
 	return d.db.Update(func(tx *bolt.Tx) error { return deleteExecs(tx, ns, id) })
+}
+
+// EndTask records the last state of a task whose shim is gone and drops
+// its exec records, in one transaction.
+func (d *DB) EndTask(ns string, t *xdv1.Task) error {
+	data, err := proto.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := nsBucket(tx, ns, bucketTasks, true)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(t.ContainerId), data); err != nil {
+			return err
+		}
+		return deleteExecs(tx, ns, t.ContainerId)
+	})
 }
 
 func deleteExecs(tx *bolt.Tx, ns, id string) error {
@@ -362,18 +389,27 @@ func deleteExecs(tx *bolt.Tx, ns, id string) error {
 	if err != nil || b == nil {
 		return err
 	}
+	for _, k := range execKeys(tx, ns, id) {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// execKeys lists the keys of a task's exec records.
+func execKeys(tx *bolt.Tx, ns, id string) [][]byte {
+	b, err := nsBucket(tx, ns, bucketExecs, false)
+	if err != nil || b == nil {
+		return nil
+	}
 	prefix := []byte(execKey(id, ""))
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return keys
 }
 
 func execKey(id, execID string) string { return id + "/" + execID }

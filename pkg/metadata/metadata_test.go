@@ -204,3 +204,60 @@ func TestExecs(t *testing.T) {
 		t.Errorf("ListExecs in an empty namespace = %v, %v", es, err)
 	}
 }
+
+// TestEndTask: a task's last record and the end of its execs are one
+// commit, and dropping the execs of a task that has none commits nothing.
+func TestEndTask(t *testing.T) {
+	db, _ := openTemp(t)
+	defer db.Close()
+	commits := func() int {
+		t.Helper()
+		tx, err := db.db.Begin(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		return tx.ID()
+	}
+	for _, e := range []*xdv1.Task{{ContainerId: "c1", ExecId: "a"}, {ContainerId: "c10", ExecId: "a"}} {
+		if err := db.PutExec("default", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := commits()
+	if err := db.EndTask("default", &xdv1.Task{ContainerId: "c1", Status: xdv1.Status_STOPPED, ExitStatus: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits() - before; n != 1 {
+		t.Errorf("EndTask made %d commits, want 1", n)
+	}
+	rec, err := db.GetTask("default", "c1")
+	if err != nil || rec.Status != xdv1.Status_STOPPED || rec.ExitStatus != 3 {
+		t.Errorf("task record after EndTask = %v, %v; want stopped with status 3", rec, err)
+	}
+	if es, _ := db.ListExecs("default", "c1"); len(es) != 0 {
+		t.Errorf("execs of c1 after EndTask: %v", es)
+	}
+	if es, _ := db.ListExecs("default", "c10"); len(es) != 1 {
+		t.Errorf("EndTask of c1 dropped the execs of c10: %v", es)
+	}
+
+	before = commits()
+	for _, id := range []string{"c1", "none"} {
+		if err := db.DeleteExecs("default", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DeleteExecs("other-namespace", "c10"); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits() - before; n != 0 {
+		t.Errorf("DeleteExecs without execs made %d commits, want 0", n)
+	}
+	if err := db.DeleteExecs("default", "c10"); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits() - before; n != 1 {
+		t.Errorf("DeleteExecs with an exec made %d commits, want 1", n)
+	}
+}
