@@ -120,16 +120,18 @@ func put(d *DB, ns string, kind []byte, key string, m proto.Message, mustCreate 
 	if err != nil {
 		return err
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
-		b, err := nsBucket(tx, ns, kind, true)
-		if err != nil {
-			return err
-		}
-		if mustCreate && b.Get([]byte(key)) != nil {
-			return fmt.Errorf("%s %q already exists: %w", singular(kind), key, errdefs.ErrAlreadyExists)
-		}
-		return b.Put([]byte(key), data)
-	})
+	return d.db.Update(func(tx *bolt.Tx) error { return putTx(tx, ns, kind, key, data, mustCreate) })
+}
+
+func putTx(tx *bolt.Tx, ns string, kind []byte, key string, data []byte, mustCreate bool) error {
+	b, err := nsBucket(tx, ns, kind, true)
+	if err != nil {
+		return err
+	}
+	if mustCreate && b.Get([]byte(key)) != nil {
+		return fmt.Errorf("%s %q already exists: %w", singular(kind), key, errdefs.ErrAlreadyExists)
+	}
+	return b.Put([]byte(key), data)
 }
 
 func get(d *DB, ns string, kind []byte, key string, m proto.Message) error {
@@ -373,11 +375,7 @@ func (d *DB) EndTask(ns string, t *xdv1.Task) error {
 		return err
 	}
 	return d.db.Update(func(tx *bolt.Tx) error {
-		b, err := nsBucket(tx, ns, bucketTasks, true)
-		if err != nil {
-			return err
-		}
-		if err := b.Put([]byte(t.ContainerId), data); err != nil {
+		if err := putTx(tx, ns, bucketTasks, t.ContainerId, data, false); err != nil {
 			return err
 		}
 		return deleteExecs(tx, ns, t.ContainerId)
