@@ -34,6 +34,13 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "read-only mount" {
+				fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+				if err != nil {
+					t.Skipf("no overlay view on this kernel: fsopen overlay: %v", err)
+				}
+				unix.Close(fd)
+			}
 			f, err := Open(tc.scratch)
 			if err != nil {
 				t.Fatal(err)
