@@ -33,6 +33,10 @@ type task struct {
 	mu     sync.Mutex
 	record *xdv1.Task // what is persisted
 	procs  map[string]*process
+	// persistMu orders the writes of record: each write holds it from
+	// taking its copy until the commit, so the last state taken is the
+	// last one written. Taken before mu, never while holding it.
+	persistMu sync.Mutex
 	// gone is closed when the shim is lost for good (deleted or dead).
 	gone     chan struct{}
 	goneOnce sync.Once
@@ -102,7 +106,13 @@ func cloneTask(r *xdv1.Task) *xdv1.Task {
 // persist writes the task record; a failure is logged: the shim remains the
 // source of truth for a live task.
 func (t *task) persist() {
-	rec := t.snapshotRecord()
+	t.persistMu.Lock()
+	defer t.persistMu.Unlock()
+	t.writeRecord(t.snapshotRecord())
+}
+
+// writeRecord commits a copy of the record; the caller holds persistMu.
+func (t *task) writeRecord(rec *xdv1.Task) {
 	if err := t.s.db.PutTask(t.ns, rec); err != nil {
 		t.log.Error("persist task", "error", err)
 	}
@@ -211,11 +221,21 @@ func (t *task) shimDied() {
 	t.s.forgetTask(t, true)
 }
 
-// exited records a process's exit (first report wins).
+// exited records a process's exit (first report wins). The init's record
+// is written after its exit is visible (a Wait returns without waiting for
+// the disk), but under persistMu, taken before: whoever saw the exit and
+// deletes the task or the container writes after it, so a stale "stopped"
+// record cannot land after the record is gone.
 func (t *task) exited(p *process, status uint32, at time.Time, why string) {
+	if p.execID == "" {
+		t.persistMu.Lock()
+	}
 	t.mu.Lock()
 	if p.exit != nil {
 		t.mu.Unlock()
+		if p.execID == "" {
+			t.persistMu.Unlock()
+		}
 		return
 	}
 	p.exit = &xdv1.ExitStatus{ExitStatus: status, ExitedAt: timestamppb.New(at), Pid: p.pid}
@@ -234,9 +254,14 @@ func (t *task) exited(p *process, status uint32, at time.Time, why string) {
 		}
 	}
 	close(p.exited)
-	t.mu.Unlock()
+	var rec *xdv1.Task
 	if p.execID == "" {
-		t.persist()
+		rec = cloneTask(t.record)
+	}
+	t.mu.Unlock()
+	if rec != nil {
+		t.writeRecord(rec)
+		t.persistMu.Unlock()
 	}
 	t.s.publish(t.ns, events.TopicTaskExit, t.id, func(ev *xdv1.Event) {
 		ev.ExecId, ev.Pid, ev.ExitStatus, ev.ExitedAt = p.execID, p.pid, status, timestamppb.New(at)
@@ -280,6 +305,8 @@ func (s *Server) forgetTask(t *task, removeBundle bool) {
 		}
 	}
 	// The last record, and the execs went with the shim: one commit.
+	t.persistMu.Lock()
+	defer t.persistMu.Unlock()
 	if err := s.db.EndTask(t.ns, t.snapshotRecord()); err != nil {
 		t.log.Error("persist task", "error", err)
 	}
