@@ -49,13 +49,8 @@ func Open(scratchDir string) (*os.File, error) {
 // is closed, the returned O_PATH file is its only user, and the mount goes
 // away with the last exec of it.
 func overlayView(scratchDir string) (*os.File, error) {
-	self, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return nil, err
-	}
-	defer self.Close()
 	var want unix.Stat_t
-	if err := unix.Fstat(int(self.Fd()), &want); err != nil {
+	if err := unix.Stat("/proc/self/exe", &want); err != nil {
 		return nil, err
 	}
 	// A binary replaced since we started reads "(deleted)" here: the
