@@ -7,6 +7,7 @@ packages=(
 	busybox-static      # test and quick-start rootfs
 	runc crun           # reference runtimes for differential tests and benchmarks
 	containerd          # reference shim (containerd-shim-runc-v2) and daemon for interop tests
+	podman              # podman 4.3 and conmon drive xrunc in integration/podman
 	docker-registry     # a real OCI registry on 127.0.0.1 for the pull tests
 	skopeo              # pushes the test image into it
 	systemd             # systemd-analyze verifies the xd unit

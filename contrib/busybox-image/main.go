@@ -53,30 +53,8 @@ func layer(busybox string, extra []string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", busybox, err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := func(name string, mode int64) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: epoch})
-	}
-	file := func(name string, mode int64, data []byte) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: epoch})
-		tw.Write(data)
-	}
-	for _, d := range []string{"bin", "etc", "root", "home", "home/app", "proc", "sys", "dev", "var"} {
-		dir(d, 0o755)
-	}
-	dir("tmp", 0o1777)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "home/app/", Mode: 0o755, Uid: 1000, Gid: 1000, ModTime: epoch})
-	file("bin/busybox", 0o755, bin)
-	for _, applet := range strings.Fields(string(list)) {
-		if applet == "busybox" {
-			continue
-		}
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, ModTime: epoch})
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\nwheel:x:10:app\napp:x:1000:\nnogroup:x:65534:\n"))
-	file("etc/hostname", 0o644, []byte("busybox\n"))
+	// containers/storage (podman) refuses a layer that names a path twice.
+	added := map[string][]byte{}
 	for _, e := range extra {
 		src, dst, ok := strings.Cut(e, ":")
 		if !ok {
@@ -86,7 +64,48 @@ func layer(busybox string, extra []string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		file(strings.TrimPrefix(dst, "/"), 0o755, data)
+		added[strings.TrimPrefix(dst, "/")] = data
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	seen := map[string]bool{}
+	var dup []string
+	write := func(h *tar.Header) {
+		if seen[h.Name] {
+			dup = append(dup, h.Name)
+		}
+		seen[h.Name] = true
+		tw.WriteHeader(h)
+	}
+	dir := func(name string, mode int64, owner int) {
+		write(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, Uid: owner, Gid: owner, ModTime: epoch})
+	}
+	file := func(name string, mode int64, data []byte) {
+		write(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: epoch})
+		tw.Write(data)
+	}
+	for _, d := range []string{"bin", "etc", "root", "home", "proc", "sys", "dev", "var"} {
+		dir(d, 0o755, 0)
+	}
+	dir("tmp", 0o1777, 0)
+	dir("home/app", 0o755, 1000)
+	file("bin/busybox", 0o755, bin)
+	for _, applet := range strings.Fields(string(list)) {
+		if _, replaced := added["bin/"+applet]; applet == "busybox" || replaced {
+			continue
+		}
+		write(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, ModTime: epoch})
+	}
+	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
+	file("etc/group", 0o644, []byte("root:x:0:\nwheel:x:10:app\napp:x:1000:\nnogroup:x:65534:\n"))
+	file("etc/hostname", 0o644, []byte("busybox\n"))
+	for _, e := range extra {
+		_, dst, _ := strings.Cut(e, ":")
+		dst = strings.TrimPrefix(dst, "/")
+		file(dst, 0o755, added[dst])
+	}
+	if len(dup) > 0 {
+		return nil, fmt.Errorf("the layer would name %q more than once", dup)
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
