@@ -202,9 +202,9 @@ func (p *podman) runtimeContainers() []string {
 }
 
 // TestPodmanRun: `podman run` returns the container's exit code and output,
-// applies the user, workdir, env and hostname, hands the container only
-// fds 0-2, gives it a terminal with -t (conmon's console socket), and
-// --rm leaves no container behind.
+// applies the user, workdir, env and hostname, runs in a user namespace
+// with --uidmap, hands the container only fds 0-2, gives it a terminal
+// with -t (conmon's console socket), and --rm leaves no container behind.
 func TestPodmanRun(t *testing.T) {
 	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
 		p := newPodman(t, rt)
@@ -218,6 +218,18 @@ func TestPodmanRun(t *testing.T) {
 			"/bin/sh", "-c", `echo "$(id -u):$(id -g) $(pwd) $XSTACK_K $(hostname)"`)...)
 		if got, want := strings.TrimSpace(r.Stdout), "1000:1000 /tmp v1 pmhost"; got != want {
 			t.Errorf("user, workdir, env, hostname: got %q, want %q", got, want)
+		}
+
+		// In a user namespace the init cannot search podman's 0700 run
+		// dir, where /etc/hosts and /etc/hostname come from. The rootfs
+		// belongs to the mapped root, as podman's storage would make it.
+		args := p.runArgs("userns", "--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", "--hostname", "pmuserns")
+		if err := testenv.ChownTree(filepath.Join(p.dir, "rootfs-userns"), 100000, 100000); err != nil {
+			t.Fatal(err)
+		}
+		r = p.mustRun(append(args, "/bin/sh", "-c", "cat /proc/self/uid_map /etc/hostname; echo; grep -c pmuserns /etc/hosts")...)
+		if f := strings.Fields(r.Stdout); len(f) != 5 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" || f[3] != "pmuserns" || f[4] == "0" {
+			t.Errorf("--uidmap: want the mapping 0 100000 65536, hostname pmuserns and it in /etc/hosts, got %q", r.Stdout)
 		}
 
 		r = p.mustRun(append(p.runArgs("fds", "--rm"), "/xtest", "fds")...)

@@ -85,6 +85,15 @@ func TestBadInput(t *testing.T) {
 			words: []string{"/nonexistent/xstack-it-src", "no such file or directory"},
 		},
 		{
+			// The runtime, not the init, opens the source here.
+			name: "bind source missing, user namespace",
+			opts: []testenv.BundleOption{testenv.WithUserNS(100000, 100000), testenv.WithSpec(func(s *specs.Spec) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt/x", Type: "bind", Source: "/nonexistent/xstack-it-src", Options: []string{"bind"}})
+			})},
+			words:    []string{"/nonexistent/xstack-it-src", "no such file or directory"},
+			skipRunc: "runc 1.1.5 reports it only as \"can't get final child's PID from pipe: EOF\"",
+		},
+		{
 			name:  "executable not found",
 			opts:  []testenv.BundleOption{testenv.WithArgs("xstack-no-such-cmd")},
 			words: []string{"executable file not found"},

@@ -476,3 +476,39 @@ func TestIDMappedMount(t *testing.T) {
 		}
 	})
 }
+
+// TestBindSourceOutOfUserNSReach: in a container with a user namespace the
+// init is root only there, yet bind sources below a directory that only
+// the host's root may search still mount, as with runc (podman keeps a
+// container's /etc/hosts and /etc/hostname in such a directory). A
+// directory and a single file, read from inside.
+func TestBindSourceOutOfUserNSReach(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		private := testenv.TempDir(t, 0o700)
+		dir := filepath.Join(private, "dir")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for path, data := range map[string]string{filepath.Join(dir, "f"): "in-dir\n", filepath.Join(private, "hosts"): "127.0.0.1 pmhost\n"} {
+			if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := testenv.NewBundle(t, testenv.WithUserNS(100000, 100000), testenv.WithSpec(func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/mnt/dir", Type: "bind", Source: dir, Options: []string{"rbind", "ro"}},
+				specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(private, "hosts"), Options: []string{"bind"}})
+		}))
+		c := rt.CreateStart(t, b)
+		if out := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/mnt/dir/f"); out != "in-dir\n" {
+			t.Errorf("bound directory: read %q", out)
+		}
+		if out := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/etc/hosts"); out != "127.0.0.1 pmhost\n" {
+			t.Errorf("bound file: read %q", out)
+		}
+		if r := rt.ExecIn(t, c.ID, nil, "/xtest", "write", "/mnt/dir/g", "x"); r.Code == 0 {
+			t.Errorf("the ro bind is writable: %s", r)
+		}
+	})
+}

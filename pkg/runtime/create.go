@@ -154,12 +154,12 @@ func (cr *creation) run() (*Container, error) {
 		cr.step("init forked again")
 	}
 	cr.completeConfig(cfg)
-	indexes, trees, err := idmappedTrees(s, cr.bundle)
+	indexes, trees, err := bindTrees(s, cr.bundle)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFiles(trees)
-	cfg.IDMappedMounts = indexes
+	cfg.BindTrees = indexes
 
 	if cr.cg, err = cgroups.New(cgroupsPath(s), cr.id); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
@@ -395,21 +395,43 @@ func cgroupsPath(s *specs.Spec) string {
 	return s.Linux.CgroupsPath
 }
 
-// idmappedTrees makes the detached, id-mapped trees of the spec's
-// id-mapped bind mounts, and returns them with their mount indexes.
-func idmappedTrees(s *specs.Spec, bundle string) ([]int, []*os.File, error) {
+// bindTrees makes the detached trees of the bind mounts that the init
+// gets ready-made, and returns them with their mount indexes: the
+// id-mapped ones, and, in a container with a user namespace, all of them.
+// Its init is root only in that namespace, so a source below a directory
+// it may not search (podman keeps /etc/hosts and the like in a 0700 dir)
+// is out of its reach; runc, too, opens bind sources before its init
+// enters the namespace. Where we may not clone mounts ourselves (EPERM:
+// not root), the init tries on its own.
+func bindTrees(s *specs.Spec, bundle string) ([]int, []*os.File, error) {
+	userNS := rspec.HasNamespace(s, specs.UserNamespace)
 	var indexes []int
 	var trees []*os.File
 	for i, m := range s.Mounts {
-		if !rootfs.IsIDMapped(m) {
+		var t *os.File
+		var err error
+		switch {
+		case rootfs.IsIDMapped(m):
+			uids, gids := m.UIDMappings, m.GIDMappings
+			if len(uids) == 0 && len(gids) == 0 {
+				uids, gids = s.Linux.UIDMappings, s.Linux.GIDMappings
+			}
+			recursive := slices.Contains(m.Options, "rbind") || slices.Contains(m.Options, "ridmap")
+			t, err = idmap.Tree(rspec.BindSource(m, bundle), recursive, uids, gids)
+		case userNS && rspec.IsBind(m):
+			src := rspec.BindSource(m, bundle)
+			fd, oerr := rootfs.OpenBindTree(src, slices.Contains(m.Options, "rbind"))
+			switch {
+			case errors.Is(oerr, unix.EPERM):
+				continue
+			case oerr != nil:
+				err = fmt.Errorf("bind source %s: %w", src, oerr)
+			default:
+				t = os.NewFile(uintptr(fd), "bind:"+src)
+			}
+		default:
 			continue
 		}
-		uids, gids := m.UIDMappings, m.GIDMappings
-		if len(uids) == 0 && len(gids) == 0 {
-			uids, gids = s.Linux.UIDMappings, s.Linux.GIDMappings
-		}
-		recursive := slices.Contains(m.Options, "rbind") || slices.Contains(m.Options, "ridmap")
-		t, err := idmap.Tree(rspec.BindSource(m, bundle), recursive, uids, gids)
 		if err != nil {
 			closeFiles(trees)
 			return nil, nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)

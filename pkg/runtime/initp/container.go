@@ -22,7 +22,7 @@ type fifoResult struct {
 }
 
 // newContainer sets up a new container and execs its program.
-func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig, idmappedTrees []int) error {
+func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig, bindTrees []int) error {
 	s := cfg.Container
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
@@ -63,10 +63,10 @@ func newContainer(conn *syncproto.Conn, cfg *syncproto.InitConfig, idmappedTrees
 		Cgroups:     cfg.Cgroups,
 		NoPivot:     cfg.NoPivot,
 		Cwd:         cfg.Process.Cwd,
-		IDMapped:    map[int]int{},
+		BindTrees:   map[int]int{},
 	}
-	for i, idx := range cfg.IDMappedMounts {
-		rc.IDMapped[idx] = idmappedTrees[i]
+	for i, idx := range cfg.BindTrees {
+		rc.BindTrees[idx] = bindTrees[i]
 	}
 	if err := rootfs.Prepare(rc); err != nil {
 		return err

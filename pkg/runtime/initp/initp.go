@@ -65,8 +65,8 @@ func run(conn *syncproto.Conn) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if len(nsFds) != len(cfg.JoinTypes)+len(cfg.IDMappedMounts) {
-		return fmt.Errorf("protocol error: %d fds for %d namespaces and %d id-mapped mounts", len(nsFds), len(cfg.JoinTypes), len(cfg.IDMappedMounts))
+	if len(nsFds) != len(cfg.JoinTypes)+len(cfg.BindTrees) {
+		return fmt.Errorf("protocol error: %d fds for %d namespaces and %d bind trees", len(nsFds), len(cfg.JoinTypes), len(cfg.BindTrees))
 	}
 	nsFds, treeFds := nsFds[:len(cfg.JoinTypes)], nsFds[len(cfg.JoinTypes):]
 	if cfg.SpecJSON != nil {

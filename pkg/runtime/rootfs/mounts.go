@@ -156,31 +156,30 @@ func openStrictDir(root *os.File, dest string) (*os.File, error) {
 // bindMount binds m.Source (index is m's place in c.Mounts, -1 for a mount
 // that is not the spec's).
 func bindMount(root *os.File, c *Config, index int, m specs.Mount, o mountOptions) error {
-	st, err := os.Stat(m.Source)
-	if err != nil {
-		return fmt.Errorf("bind mount %s: source: %w", m.Destination, err)
-	}
-	target, err := openTarget(root, c.Rootfs, m.Destination, st.IsDir())
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-
-	tree, idmapped := c.IDMapped[index]
+	tree, given := c.BindTrees[index]
+	var st unix.Stat_t
 	switch {
-	case idmapped:
+	case given:
+		if err := unix.Fstat(tree, &st); err != nil {
+			return fmt.Errorf("bind mount %s: source tree: %w", m.Destination, err)
+		}
 	case IsIDMapped(m):
 		return fmt.Errorf("bind mount %s: id-mapped, but the runtime sent no id-mapped tree", m.Destination)
 	default:
-		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
-		if o.recursive {
-			flags |= unix.AT_RECURSIVE
+		if err := unix.Stat(m.Source, &st); err != nil {
+			return fmt.Errorf("bind mount %s: source: stat %s: %w", m.Destination, m.Source, err)
 		}
-		if tree, err = unix.OpenTree(unix.AT_FDCWD, m.Source, flags); err != nil {
+		var err error
+		if tree, err = OpenBindTree(m.Source, o.recursive); err != nil {
 			return fmt.Errorf("bind mount %s on %s: clone source: %w", m.Source, m.Destination, err)
 		}
 	}
 	defer unix.Close(tree)
+	target, err := openTarget(root, c.Rootfs, m.Destination, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
 	if err := setBindAttrs(tree, m, o); err != nil {
 		return err
 	}
@@ -190,6 +189,16 @@ func bindMount(root *os.File, c *Config, index int, m specs.Mount, o mountOption
 	// The tree fd now names the attached mount; propagation can only be
 	// changed once it is attached.
 	return setPropagation(tree, m.Destination, o.propagation)
+}
+
+// OpenBindTree returns a detached copy of the mount at source (with the
+// mounts below it when recursive), as an fd to move_mount into place.
+func OpenBindTree(source string, recursive bool) (int, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	return unix.OpenTree(unix.AT_FDCWD, source, flags)
 }
 
 // setBindAttrs applies ro/nosuid/... to a detached bind tree: non-recursive

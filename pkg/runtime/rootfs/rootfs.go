@@ -45,9 +45,10 @@ type Config struct {
 	NoPivot bool
 	// Cwd is the process's working directory, created if missing.
 	Cwd string
-	// IDMapped maps the index of an id-mapped bind mount in Mounts to the
-	// fd of its tree, detached and already id-mapped by the runtime.
-	IDMapped map[int]int
+	// BindTrees maps the index of a bind mount in Mounts to the fd of its
+	// source's tree, detached (and id-mapped if asked) by the runtime,
+	// which can reach sources that the init, in a user namespace, cannot.
+	BindTrees map[int]int
 }
 
 // Prepare does everything before the root switch: it makes the host's

@@ -137,11 +137,12 @@ type InitConfig struct {
 	// NewCgroupNS asks the init to unshare its cgroup namespace once it
 	// sits in its cgroup, so the container sees its cgroup as the root.
 	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
-	// IDMappedMounts are the indexes, in the spec's mounts, of the
-	// id-mapped bind mounts whose trees the parent made (package idmap);
-	// their fds come with the config message after the namespace fds, in
-	// the same order.
-	IDMappedMounts []int `json:"idMappedMounts,omitempty"`
+	// BindTrees are the indexes, in the spec's mounts, of the bind mounts
+	// whose detached trees the parent made: the id-mapped ones (package
+	// idmap), and every bind mount of a container with a user namespace,
+	// whose init may not reach the source. Their fds come with the config
+	// message after the namespace fds, in the same order.
+	BindTrees []int `json:"bindTrees,omitempty"`
 }
 
 // Container is the part of the spec a new container's init applies
