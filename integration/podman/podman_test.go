@@ -203,7 +203,7 @@ func (p *podman) runtimeContainers() []string {
 
 // TestPodmanRun: `podman run` returns the container's exit code and output,
 // applies the user, workdir, env and hostname, runs in a user namespace
-// with --uidmap, hands the container only fds 0-2, gives it a terminal
+// with --uidmap, mounts a read-only root with tmpfs (tmpcopyup), hands the container only fds 0-2, gives it a terminal
 // with -t (conmon's console socket), and --rm leaves no container behind.
 func TestPodmanRun(t *testing.T) {
 	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
@@ -230,6 +230,14 @@ func TestPodmanRun(t *testing.T) {
 		r = p.mustRun(append(args, "/bin/sh", "-c", "cat /proc/self/uid_map /etc/hostname; echo; grep -c pmuserns /etc/hosts")...)
 		if f := strings.Fields(r.Stdout); len(f) != 5 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" || f[3] != "pmuserns" || f[4] == "0" {
 			t.Errorf("--uidmap: want the mapping 0 100000 65536, hostname pmuserns and it in /etc/hosts, got %q", r.Stdout)
+		}
+
+		// --read-only and --tmpfs: podman asks for tmpfs mounts with
+		// "tmpcopyup" on /tmp, /var/tmp, /run and the --tmpfs path.
+		r = p.mustRun(append(p.runArgs("ro", "--rm", "--read-only", "--tmpfs", "/scratch:size=1m"),
+			"/bin/sh", "-c", "touch /x 2>/dev/null || echo root-ro; touch /tmp/y /scratch/z && echo tmpfs-rw")...)
+		if r.Stdout != "root-ro\ntmpfs-rw\n" {
+			t.Errorf("--read-only --tmpfs: %q, want a read-only root and writable tmpfs", r.Stdout)
 		}
 
 		r = p.mustRun(append(p.runArgs("fds", "--rm"), "/xtest", "fds")...)

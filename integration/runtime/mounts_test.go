@@ -512,3 +512,50 @@ func TestBindSourceOutOfUserNSReach(t *testing.T) {
 		}
 	})
 }
+
+// TestTmpCopyUp: the "tmpcopyup" option (runc's and crun's extension,
+// which podman uses for --read-only and --tmpfs) mounts a tmpfs that
+// starts with what the image had there: contents, owners, modes and
+// symlinks as they were (a link out of the rootfs stays a link); writes
+// stay in the tmpfs.
+func TestTmpCopyUp(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := testenv.NewBundle(t, testenv.WithRootfs(func(rootfs string) {
+			data := filepath.Join(rootfs, "data")
+			must(os.MkdirAll(filepath.Join(data, "sub"), 0o755))
+			must(os.WriteFile(filepath.Join(data, "f"), []byte("from-image\n"), 0o604))
+			must(os.Chown(filepath.Join(data, "f"), 1000, 1000))
+			must(os.WriteFile(filepath.Join(data, "sub", "g"), []byte("g\n"), 0o644))
+			must(os.Symlink("/etc/passwd", filepath.Join(data, "link")))
+		}), testenv.WithSpec(func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "mode=755"}})
+		}))
+		c := rt.CreateStart(t, b)
+		if out := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/data/f"); out != "from-image\n" {
+			t.Errorf("/data/f: %q", out)
+		}
+		if out := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/data/sub/g"); out != "g\n" {
+			t.Errorf("/data/sub/g: %q", out)
+		}
+		if st := parseStat(t, execOK(t, rt, c.ID, nil, "/xtest", "lstat", "/data/f")); st.UID != 1000 || st.GID != 1000 || st.Mode != "0604" {
+			t.Errorf("/data/f: owner %d:%d mode %s, want 1000:1000 0604", st.UID, st.GID, st.Mode)
+		}
+		if st := parseStat(t, execOK(t, rt, c.ID, nil, "/xtest", "lstat", "/data/link")); st.Type != "symlink" || st.Target != "/etc/passwd" {
+			t.Errorf("/data/link: %+v, want a symlink to /etc/passwd", st)
+		}
+		if st := parseStat(t, execOK(t, rt, c.ID, nil, "/xtest", "stat", "/data")); st.FSMagic != "0x1021994" {
+			t.Errorf("/data is on fs %s, want tmpfs (0x1021994)", st.FSMagic)
+		}
+		execOK(t, rt, c.ID, nil, "/xtest", "write", "/data/new", "x")
+		if _, err := os.Stat(filepath.Join(b.Rootfs, "data", "new")); err == nil {
+			t.Errorf("a write in the tmpfs reached the image's /data")
+		}
+	})
+}

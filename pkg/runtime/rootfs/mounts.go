@@ -272,6 +272,18 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 	if source == "" {
 		source = m.Type
 	}
+	// What the image has at the mount point, read through an fd opened
+	// before the tmpfs hides it.
+	under := -1
+	if o.copyUp {
+		if m.Type != "tmpfs" {
+			return fmt.Errorf("mount %s: tmpcopyup applies to tmpfs only, not %q", dest, m.Type)
+		}
+		if under, err = unix.Openat(int(target.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("mount %s: tmpcopyup: open the mount point: %w", dest, err)
+		}
+		defer unix.Close(under)
+	}
 	flags := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
 	procPath := "/proc/self/fd/" + strconv.Itoa(int(target.Fd()))
 	if err := unix.Mount(source, procPath, m.Type, flags, o.dataString()); err != nil {
@@ -279,6 +291,11 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 			return fmt.Errorf("mount %s on %s: unknown filesystem type %q", source, dest, m.Type)
 		}
 		return fmt.Errorf("mount %s (type %s, options %q) on %s: %w", source, m.Type, strings.Join(m.Options, ","), dest, err)
+	}
+	if under >= 0 {
+		if err := copyUp(root, dest, under); err != nil {
+			return err
+		}
 	}
 	if len(o.propagation) == 0 {
 		return nil
@@ -289,4 +306,18 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 	}
 	defer mnt.Close()
 	return setPropagation(int(mnt.Fd()), dest, o.propagation)
+}
+
+// copyUp copies the directory under (what dest held before the tmpfs) into
+// the tmpfs now mounted at dest.
+func copyUp(root *os.File, dest string, under int) error {
+	fresh, err := safepath.Open(root, dest, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("mount %s: tmpcopyup: open the tmpfs: %w", dest, err)
+	}
+	defer fresh.Close()
+	if err := copyTree(under, int(fresh.Fd())); err != nil {
+		return fmt.Errorf("mount %s: tmpcopyup: %w", dest, err)
+	}
+	return nil
 }

@@ -24,6 +24,9 @@ type mountOptions struct {
 	rAttrSet, rAttrClr uint64
 	// atime is true when an atime option was given; the last one wins.
 	atime, rAtime bool
+	// copyUp ("tmpcopyup", runc's and crun's extension) fills a new tmpfs
+	// with what was at its mount point.
+	copyUp bool
 }
 
 type flagOption struct {
@@ -117,6 +120,9 @@ func parseOptions(opts []string) mountOptions {
 		case "idmap", "ridmap":
 			// Handled through the mount's uidMappings/gidMappings.
 			continue
+		case "tmpcopyup":
+			o.copyUp = true
+			continue
 		}
 		if a, ok := attrOptions[opt]; ok {
 			o.setAttr(a, false)
@@ -178,7 +184,7 @@ func (o *mountOptions) dataString() string {
 // KnownMountOptions lists every option word this package interprets
 // itself (everything else is passed to the filesystem as data).
 func KnownMountOptions() []string {
-	seen := map[string]bool{"bind": true, "rbind": true, "idmap": true, "ridmap": true}
+	seen := map[string]bool{"bind": true, "rbind": true, "idmap": true, "ridmap": true, "tmpcopyup": true}
 	for k := range flagOptions {
 		seen[k] = true
 	}

@@ -154,6 +154,11 @@ func TestParseOptions(t *testing.T) {
 			want: mountOptions{flags: unix.MS_NOSUID, attrSet: unix.MOUNT_ATTR_NOSUID, data: []string{"mode=755", "size=64k"}},
 		},
 		{
+			name: "tmpcopyup is ours, not the filesystem's",
+			opts: []string{"tmpcopyup", "mode=1777"},
+			want: mountOptions{copyUp: true, data: []string{"mode=1777"}},
+		},
+		{
 			name: "devpts data",
 			opts: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"},
 			want: mountOptions{
