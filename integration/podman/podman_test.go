@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,8 +86,11 @@ func (p *podman) runArgs(name string, flags ...string) []string {
 	p.t.Helper()
 	rootfs := filepath.Join(p.dir, "rootfs-"+name)
 	testenv.NewRootfs(p.t, rootfs)
-	args := []string{"run", "--name", name, "--network", "none", "--cgroup-parent", p.parent,
+	args := []string{"run", "--name", name, "--cgroup-parent", p.parent,
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+	if !slices.Contains(flags, "--network") {
+		args = append(args, "--network", "none")
+	}
 	args = append(args, flags...)
 	return append(args, "--rootfs", rootfs)
 }
@@ -259,12 +263,13 @@ func TestPodmanRun(t *testing.T) {
 }
 
 // TestPodmanDetached: a detached container through its life: inspect
-// (running, pid), cgroup limits, exec (output, exit code, user, tty),
-// top, pause and unpause, stop by signal with the exit status, rm.
+// (running, pid), cgroup limits and update, exec (output, exit code,
+// user, tty), top, a second container in its namespaces, pause and unpause, stop by signal with the exit status,
+// restart, kill, rm.
 func TestPodmanDetached(t *testing.T) {
 	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
 		p := newPodman(t, rt)
-		p.mustRun(append(p.runArgs("c1", "-d", "--memory", "64m", "--pids-limit", "42"), "/xtest", "pause")...)
+		p.mustRun(append(p.runArgs("c1", "-d", "--hostname", "c1host", "--memory", "64m", "--pids-limit", "42"), "/xtest", "pause")...)
 		st := p.waitStatus("c1", "running")
 		if st.Pid <= 0 || !testenv.ProcAlive(st.Pid) {
 			t.Fatalf("running container has no live pid: %+v", st)
@@ -278,6 +283,11 @@ func TestPodmanDetached(t *testing.T) {
 		}
 		if got := p.cgroupFile("c1", "pids", "pids.max"); got != "42" {
 			t.Errorf("pids.max = %s, want 42", got)
+		}
+		// podman update hands the runtime `update --resources FILE`.
+		p.mustRun("update", "--memory", "128m", "c1")
+		if got := p.cgroupFile("c1", "memory", "memory.limit_in_bytes"); got != strconv.Itoa(128<<20) {
+			t.Errorf("after update: memory.limit_in_bytes = %s, want %d", got, 128<<20)
 		}
 
 		if r := p.mustRun("exec", "c1", "/bin/echo", "hi"); strings.TrimSpace(r.Stdout) != "hi" {
@@ -294,6 +304,12 @@ func TestPodmanDetached(t *testing.T) {
 		}
 		if r := p.mustRun("top", "c1"); !strings.Contains(r.Stdout, "/xtest pause") {
 			t.Errorf("top does not show the init:\n%s", r.Stdout)
+		}
+		// Another container in c1's namespaces, joined by path.
+		r := p.mustRun(append(p.runArgs("joiner", "--rm", "--pid", "container:c1", "--uts", "container:c1", "--ipc", "container:c1", "--network", "container:c1"),
+			"/bin/sh", "-c", "hostname; tr '\\0' ' ' < /proc/1/cmdline")...)
+		if r.Stdout != "c1host\n/xtest pause " {
+			t.Errorf("in c1's namespaces: %q, want c1's hostname and its init as pid 1", r.Stdout)
 		}
 
 		p.mustRun("pause", "c1")
@@ -319,7 +335,12 @@ func TestPodmanDetached(t *testing.T) {
 		}
 
 		p.mustRun(append(p.runArgs("c2", "-d"), "/bin/sleep", "300")...)
-		p.waitStatus("c2", "running")
+		first := p.waitStatus("c2", "running")
+		// A restart deletes the container and creates it again, same id.
+		p.mustRun("restart", "--time", "0", "c2")
+		if st := p.waitStatus("c2", "running"); st.Pid == first.Pid || !testenv.ProcAlive(st.Pid) {
+			t.Errorf("after restart: pid %d (was %d), want a new live one", st.Pid, first.Pid)
+		}
 		p.mustRun("kill", "--signal", "KILL", "c2")
 		if st := p.waitStatus("c2", "exited"); st.ExitCode != 137 {
 			t.Errorf("killed by SIGKILL: exit code %d, want 137", st.ExitCode)
