@@ -130,12 +130,18 @@ func (p *podman) waitStatus(name, want string) containerState {
 	}
 }
 
-// cgroupFile reads a v1 controller file of a container (podman's cgroupfs
-// manager names it libpod-<id> below the parent).
-func (p *podman) cgroupFile(name, controller, file string) string {
+// cgroupFile reads a controller file of a container (podman's cgroupfs
+// manager names its cgroup libpod-<id> below the parent): v1 is
+// "controller/file", v2 the unified file that holds the same setting.
+func (p *podman) cgroupFile(name, v1, v2 string) string {
 	p.t.Helper()
 	id := strings.TrimSpace(p.mustRun("inspect", "--type", "container", "--format", "{{.Id}}", name).Stdout)
-	b, err := os.ReadFile(filepath.Join(testenv.CgroupV1Dir(controller), p.parent, "libpod-"+id, file))
+	dir, file := filepath.Join(testenv.CgroupRoot, p.parent, "libpod-"+id), v2
+	if !testenv.IsCgroupV2Only() {
+		controller, f, _ := strings.Cut(v1, "/")
+		dir, file = filepath.Join(testenv.CgroupV1Dir(controller), p.parent, "libpod-"+id), f
+	}
+	b, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		p.t.Fatalf("cgroup of %s: %v", name, err)
 	}
@@ -278,15 +284,15 @@ func TestPodmanDetached(t *testing.T) {
 		if ids := p.runtimeContainers(); len(ids) != 1 {
 			t.Errorf("%s lists %d containers of the test, want 1: %q", rt.Name, len(ids), ids)
 		}
-		if got := p.cgroupFile("c1", "memory", "memory.limit_in_bytes"); got != strconv.Itoa(64<<20) {
+		if got := p.cgroupFile("c1", "memory/memory.limit_in_bytes", "memory.max"); got != strconv.Itoa(64<<20) {
 			t.Errorf("memory.limit_in_bytes = %s, want %d", got, 64<<20)
 		}
-		if got := p.cgroupFile("c1", "pids", "pids.max"); got != "42" {
+		if got := p.cgroupFile("c1", "pids/pids.max", "pids.max"); got != "42" {
 			t.Errorf("pids.max = %s, want 42", got)
 		}
 		// podman update hands the runtime `update --resources FILE`.
 		p.mustRun("update", "--memory", "128m", "c1")
-		if got := p.cgroupFile("c1", "memory", "memory.limit_in_bytes"); got != strconv.Itoa(128<<20) {
+		if got := p.cgroupFile("c1", "memory/memory.limit_in_bytes", "memory.max"); got != strconv.Itoa(128<<20) {
 			t.Errorf("after update: memory.limit_in_bytes = %s, want %d", got, 128<<20)
 		}
 
@@ -316,8 +322,12 @@ func TestPodmanDetached(t *testing.T) {
 		if st := p.inspect("c1"); st.Status != "paused" {
 			t.Errorf("after pause: status %q", st.Status)
 		}
-		if got := p.cgroupFile("c1", "freezer", "freezer.state"); got != "FROZEN" {
-			t.Errorf("after pause: freezer.state %s", got)
+		frozen := "FROZEN"
+		if testenv.IsCgroupV2Only() {
+			frozen = "1"
+		}
+		if got := p.cgroupFile("c1", "freezer/freezer.state", "cgroup.freeze"); got != frozen {
+			t.Errorf("after pause: the freezer reads %s, want %s", got, frozen)
 		}
 		p.mustRun("unpause", "c1")
 		if st := p.inspect("c1"); st.Status != "running" {

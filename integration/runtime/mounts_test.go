@@ -535,7 +535,10 @@ func TestTmpCopyUp(t *testing.T) {
 			must(os.WriteFile(filepath.Join(data, "sub", "g"), []byte("g\n"), 0o644))
 			must(os.Symlink("/etc/passwd", filepath.Join(data, "link")))
 		}), testenv.WithSpec(func(s *specs.Spec) {
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "mode=755"}})
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "mode=755"}},
+				// Read-only: the copy goes in before the tmpfs turns read-only.
+				specs.Mount{Destination: "/data/sub", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "ro"}})
 		}))
 		c := rt.CreateStart(t, b)
 		if out := execOK(t, rt, c.ID, nil, "/xtest", "cat", "/data/f"); out != "from-image\n" {
@@ -552,6 +555,9 @@ func TestTmpCopyUp(t *testing.T) {
 		}
 		if st := parseStat(t, execOK(t, rt, c.ID, nil, "/xtest", "stat", "/data")); st.FSMagic != "0x1021994" {
 			t.Errorf("/data is on fs %s, want tmpfs (0x1021994)", st.FSMagic)
+		}
+		if r := rt.ExecIn(t, c.ID, nil, "/xtest", "write", "/data/sub/new", "x"); r.Code == 0 {
+			t.Errorf("the read-only tmpfs at /data/sub is writable")
 		}
 		execOK(t, rt, c.ID, nil, "/xtest", "write", "/data/new", "x")
 		if _, err := os.Stat(filepath.Join(b.Rootfs, "data", "new")); err == nil {

@@ -285,6 +285,11 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 		defer unix.Close(under)
 	}
 	flags := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	// A read-only tmpfs to copy up into is made read-only after the copy.
+	readOnlyAfterCopy := under >= 0 && flags&unix.MS_RDONLY != 0
+	if readOnlyAfterCopy {
+		flags &^= unix.MS_RDONLY
+	}
 	procPath := "/proc/self/fd/" + strconv.Itoa(int(target.Fd()))
 	if err := unix.Mount(source, procPath, m.Type, flags, o.dataString()); err != nil {
 		if errors.Is(err, unix.ENODEV) {
@@ -293,7 +298,7 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 		return fmt.Errorf("mount %s (type %s, options %q) on %s: %w", source, m.Type, strings.Join(m.Options, ","), dest, err)
 	}
 	if under >= 0 {
-		if err := copyUp(root, dest, under); err != nil {
+		if err := copyUp(root, dest, under, readOnlyAfterCopy); err != nil {
 			return err
 		}
 	}
@@ -309,8 +314,8 @@ func fsMount(root *os.File, c *Config, m specs.Mount, o mountOptions) error {
 }
 
 // copyUp copies the directory under (what dest held before the tmpfs) into
-// the tmpfs now mounted at dest.
-func copyUp(root *os.File, dest string, under int) error {
+// the tmpfs now mounted at dest, then makes that mount read-only if asked.
+func copyUp(root *os.File, dest string, under int, readOnly bool) error {
 	fresh, err := safepath.Open(root, dest, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("mount %s: tmpcopyup: open the tmpfs: %w", dest, err)
@@ -318,6 +323,12 @@ func copyUp(root *os.File, dest string, under int) error {
 	defer fresh.Close()
 	if err := copyTree(under, int(fresh.Fd())); err != nil {
 		return fmt.Errorf("mount %s: tmpcopyup: %w", dest, err)
+	}
+	if readOnly {
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(int(fresh.Fd()), "", unix.AT_EMPTY_PATH, attr); err != nil {
+			return fmt.Errorf("mount %s: read-only after tmpcopyup: %w", dest, err)
+		}
 	}
 	return nil
 }
