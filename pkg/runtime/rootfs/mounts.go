@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/mountinfo"
+	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/safepath"
 )
 
@@ -46,7 +47,7 @@ func checkProcDestination(m specs.Mount) error {
 			return fmt.Errorf("mount %s: only a proc filesystem may be mounted at /proc, not %q", dest, m.Type)
 		}
 	case strings.HasPrefix(dest, "/proc/"):
-		if !procMountAllowed[dest] || !isBind(m) {
+		if !procMountAllowed[dest] || !rspec.IsBind(m) {
 			return fmt.Errorf("mount %s: destinations under /proc are not allowed (except bind mounts over %s)", dest, "a few lxcfs-style files")
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
+	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/safepath"
 )
 
@@ -84,7 +85,7 @@ func Prepare(c *Config) error {
 		if err := mountOne(root, c, i, m); err != nil {
 			return err
 		}
-		if filepath.Clean(m.Destination) == "/dev" && isBind(m) {
+		if filepath.Clean(m.Destination) == "/dev" && rspec.IsBind(m) {
 			bindDev = true
 		}
 	}
@@ -216,16 +217,4 @@ func ProtectPaths(readonlyPaths, maskedPaths []string) error {
 		}
 	}
 	return nil
-}
-
-func isBind(m specs.Mount) bool {
-	if m.Type == "bind" {
-		return true
-	}
-	for _, o := range m.Options {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }

@@ -380,18 +380,6 @@ func TestDeviceType(t *testing.T) {
 	}
 }
 
-func TestIsBindMatchesSpec(t *testing.T) {
-	for _, m := range []specs.Mount{
-		{Type: "bind"}, {Options: []string{"rbind"}}, {Type: "none", Options: []string{"ro", "bind"}},
-		{Type: "tmpfs"}, {Type: "tmpfs", Options: []string{"binder"}}, {},
-	} {
-		want := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-		if got := isBind(m); got != want {
-			t.Errorf("isBind(%+v) = %v, want %v", m, got, want)
-		}
-	}
-}
-
 // openRoot opens dir as createDevice/setupDev expect.
 func openRoot(t *testing.T, dir string) *os.File {
 	t.Helper()

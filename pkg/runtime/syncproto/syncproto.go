@@ -53,6 +53,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xstack/xstack/pkg/runtime/cgroups"
+	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 )
 
 // Message types; see the package comment for the order.
@@ -212,7 +213,7 @@ func (c *InitConfig) FromSpec() error {
 		Domainname:   v.Domainname,
 	}
 	for i, m := range ct.Mounts {
-		if m.Source != "" && !filepath.IsAbs(m.Source) && isBind(m) {
+		if m.Source != "" && !filepath.IsAbs(m.Source) && rspec.IsBind(m) {
 			ct.Mounts[i].Source = filepath.Join(c.Bundle, m.Source)
 		}
 	}
@@ -230,18 +231,6 @@ func (c *InitConfig) FromSpec() error {
 	}
 	c.Container, c.Process, c.SpecJSON = ct, v.Process, nil
 	return nil
-}
-
-func isBind(m specs.Mount) bool {
-	if m.Type == "bind" {
-		return true
-	}
-	for _, o := range m.Options {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }
 
 // Conn is one end of the socketpair.
