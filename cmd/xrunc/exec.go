@@ -148,19 +148,17 @@ func execProcess(ctx *cli.Context, c *runtime.Container) (*specs.Process, error)
 	if base == nil {
 		return nil, errors.New("the bundle's config.json has no process to take defaults from")
 	}
-	p := &specs.Process{
-		User:            base.User,
-		Args:            ctx.Args[1:],
-		Env:             append(append([]string(nil), base.Env...), ctx.List("env")...),
-		Cwd:             base.Cwd,
-		Rlimits:         base.Rlimits,
-		NoNewPrivileges: base.NoNewPrivileges,
-		Terminal:        ctx.Bool("tty"),
-	}
+	// Everything else of the container's process (rlimits, scheduler,
+	// oomScoreAdj, execCPUAffinity...) carries over, as with runc.
+	cp := *base
+	p := &cp
+	p.Args = ctx.Args[1:]
+	p.Env = append(append([]string(nil), base.Env...), ctx.List("env")...)
+	p.Terminal = ctx.Bool("tty")
 	p.User.AdditionalGids = append([]uint32(nil), base.User.AdditionalGids...)
 	if base.Capabilities != nil {
-		cp := *base.Capabilities
-		p.Capabilities = &cp
+		caps := *base.Capabilities
+		p.Capabilities = &caps
 	} else {
 		p.Capabilities = &specs.LinuxCapabilities{}
 	}

@@ -37,9 +37,11 @@ const (
 func TestExec(t *testing.T) {
 	t.Parallel()
 	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		oomScoreAdj := 600
 		b := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
 			s.Process.NoNewPrivileges = false
 			s.Process.Env = append(s.Process.Env, "FROM_SPEC=1")
+			s.Process.OOMScoreAdj = &oomScoreAdj
 		}))
 		c := rt.CreateStart(t, b)
 
@@ -51,6 +53,14 @@ func TestExec(t *testing.T) {
 			r := execIn(t, rt, c.ID, nil, "/bin/sh", "-c", "echo err >&2")
 			if r.Stderr != "err\n" {
 				t.Errorf("stderr %q", r.Stderr)
+			}
+		})
+		t.Run("defaults from config.json", func(t *testing.T) {
+			// Without --process, the container's process description
+			// is the base, oomScoreAdj included (the caller's, a shim at
+			// -999 say, would otherwise leak in).
+			if out := execOK(t, rt, c.ID, nil, "/xtest", "oomscoreadj"); strings.TrimSpace(out) != "600" {
+				t.Errorf("exec's oom_score_adj %q, want config.json's 600", out)
 			}
 		})
 		t.Run("exit code", func(t *testing.T) {

@@ -7,7 +7,9 @@ import (
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
+	"github.com/xstack/xstack/pkg/runtime/procattr"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 )
@@ -65,6 +67,10 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		return nil, errors.New("cannot use console socket if xrunc will not detach or allocate tty")
 	}
 
+	initialCPUs, finalCPUs, err := procattr.ExecCPUAffinity(o.Process.ExecCPUAffinity)
+	if err != nil {
+		return nil, err
+	}
 	exe := sealedExe(c.dir)
 	defer exe.discard()
 	start := &initStart{
@@ -75,8 +81,9 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			NoNewKeyring: c.state.NoNewKeyring,
 			Seccomp:      c.state.Seccomp,
 		},
-		stdio:     o.Stdio,
-		preserved: o.Preserved,
+		stdio:       o.Stdio,
+		preserved:   o.Preserved,
+		initialCPUs: initialCPUs,
 	}
 	// Join the init's namespaces through /proc/PID/ns; the init's start
 	// time is checked after opening them, so they are the container's.
@@ -94,7 +101,6 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		return nil, errors.New("cannot exec in a stopped container")
 	}
 
-	var err error
 	if o.Console != nil {
 		start.console = o.Console
 	} else if o.ConsoleSocket != "" {
@@ -133,6 +139,12 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	// start-up, must not fail against a container at its pids.max.
 	if err := c.cgroup().Enter(ip.pid); err != nil {
 		return nil, fmt.Errorf("join the container's cgroup: %w", err)
+	}
+	// The init execs from its main thread, whose id is its pid.
+	if finalCPUs != nil {
+		if err := unix.SchedSetaffinity(ip.pid, finalCPUs); err != nil {
+			return nil, fmt.Errorf("process.execCPUAffinity.final: set the affinity of pid %d: %w", ip.pid, err)
+		}
 	}
 	if err := applyLimits(ip.pid, o.Process); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,9 @@ type initStart struct {
 	// exe is the write-protected xrunc the init runs (see exeseal; closed
 	// by startInit).
 	exe *os.File
+	// initialCPUs is the affinity an exec asks to start with (see
+	// forkAffinity).
+	initialCPUs *unix.CPUSet
 }
 
 type nsFile struct {
@@ -118,14 +122,15 @@ func startInit(s *initStart) (*initProcess, error) {
 	exeFd := add(s.exe)
 	setFiles := func() { cmd.ExtraFiles = files }
 
+	pin := pinInit(s.initialCPUs)
 	var p *initProcess
 	if needsHelper(s.joins) {
 		if s.newTime {
 			return nil, errors.New("a new time namespace together with a joined user or time namespace is not supported")
 		}
-		p, err = startViaHelper(s, cmd, parent, syncFd, exeFd, add, setFiles)
+		p, err = startViaHelper(s, cmd, parent, syncFd, exeFd, add, setFiles, pin)
 	} else {
-		p, err = startDirect(s, cmd, parent, exeFd, add, setFiles)
+		p, err = startDirect(s, cmd, parent, exeFd, add, setFiles, pin)
 	}
 	if err != nil {
 		return nil, err
@@ -146,8 +151,8 @@ func needsHelper(joins []nsFile) bool {
 }
 
 // startDirect forks the init from a thread that has entered the
-// namespaces to join.
-func startDirect(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, exeFd int, add func(*os.File) int, setFiles func()) (*initProcess, error) {
+// namespaces to join, after pin (if any) set its affinity.
+func startDirect(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, exeFd int, add func(*os.File) int, setFiles func(), pin func() error) (*initProcess, error) {
 	// Through the child's own fd table, where Go has placed ExtraFiles by
 	// the time execve runs: a user-namespaced child may not look into ours.
 	cmd.Path = "/proc/self/fd/" + strconv.Itoa(exeFd)
@@ -173,18 +178,19 @@ func startDirect(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, exeFd int, a
 	if s.newTime {
 		newTime = func() error { return unshareTime(s.timeOffsets) }
 	}
-	if err := startFromNamespaces(cmd, setns, newTime); err != nil {
+	if err := startFromNamespaces(cmd, setns, pin, newTime); err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	return &initProcess{pid: cmd.Process.Pid, conn: conn, proc: cmd.Process}, nil
 }
 
 // startFromNamespaces runs cmd.Start on an OS thread that has entered the
-// given namespaces, and run prepare (if any) on it. The thread is never
-// handed back to the Go scheduler: when the goroutine ends with the thread
-// still locked, the runtime terminates the thread.
-func startFromNamespaces(cmd *exec.Cmd, joins []nsFile, prepare func() error) error {
-	if len(joins) == 0 && prepare == nil {
+// given namespaces, and run the prepare functions that are not nil on it.
+// The thread is never handed back to the Go scheduler: when the goroutine
+// ends with the thread still locked, the runtime terminates the thread.
+func startFromNamespaces(cmd *exec.Cmd, joins []nsFile, prepare ...func() error) error {
+	prepare = slices.DeleteFunc(prepare, func(f func() error) bool { return f == nil })
+	if len(joins) == 0 && len(prepare) == 0 {
 		return cmd.Start()
 	}
 	errc := make(chan error, 1)
@@ -196,8 +202,8 @@ func startFromNamespaces(cmd *exec.Cmd, joins []nsFile, prepare func() error) er
 				return
 			}
 		}
-		if prepare != nil {
-			if err := prepare(); err != nil {
+		for _, f := range prepare {
+			if err := f(); err != nil {
 				errc <- err
 				return
 			}
@@ -248,7 +254,7 @@ func idMaps(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 // startViaHelper runs the nsenter helper, which joins every namespace
 // (the user namespace last), creates the new ones, forks the init as our
 // child and reports its pid.
-func startViaHelper(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, syncFd, exeFd int, add func(*os.File) int, setFiles func()) (*initProcess, error) {
+func startViaHelper(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, syncFd, exeFd int, add func(*os.File) int, setFiles func(), pin func() error) (*initProcess, error) {
 	helper, err := nsenter.Program()
 	if err != nil {
 		return nil, err
@@ -261,7 +267,7 @@ func startViaHelper(s *initStart, cmd *exec.Cmd, conn *syncproto.Conn, syncFd, e
 	cmd.Path = "/proc/self/fd/" + strconv.Itoa(add(helper))
 	cmd.Args = cfg.Args()
 	setFiles()
-	if err := cmd.Start(); err != nil {
+	if err := startFromNamespaces(cmd, nil, pin); err != nil {
 		return nil, fmt.Errorf("start nsenter helper: %w", err)
 	}
 	// The init the helper forked may say it booted before the helper

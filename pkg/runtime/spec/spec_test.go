@@ -268,7 +268,10 @@ func TestValidate(t *testing.T) {
 		{"bad io priority", func(s *specs.Spec, _ string) {
 			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 9}
 		}, "process.ioPriority.priority"},
-		{"exec cpu affinity", func(s *specs.Spec, _ string) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0"} }, "process.execCPUAffinity"},
+		{"exec cpu affinity", func(s *specs.Spec, _ string) {
+			s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0", Final: "0-1"}
+		}, ""},
+		{"bad exec cpu affinity", func(s *specs.Spec, _ string) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Final: "1-0"} }, "process.execCPUAffinity.final"},
 		{"intel rdt", func(s *specs.Spec, _ string) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} }, "linux.intelRdt"},
 		{"bad personality", func(s *specs.Spec, _ string) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "BSD"} }, "linux.personality.domain"},
 		{"time offsets without a time namespace", func(s *specs.Spec, _ string) {

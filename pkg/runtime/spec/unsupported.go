@@ -90,8 +90,9 @@ func checkProcessUnsupported(p *specs.Process) error {
 		return fmt.Errorf("process.apparmorProfile: AppArmor is not supported by this version of xrunc%s", hostLacks("AppArmor", apparmorEnabled()))
 	case p.SelinuxLabel != "":
 		return fmt.Errorf("process.selinuxLabel: SELinux is not supported by this version of xrunc%s", hostLacks("SELinux", selinuxEnabled()))
-	case p.ExecCPUAffinity != nil:
-		return fmt.Errorf("process.execCPUAffinity: not supported by this version of xrunc")
+	}
+	if _, _, err := procattr.ExecCPUAffinity(p.ExecCPUAffinity); err != nil {
+		return err
 	}
 	if p.Scheduler != nil {
 		if _, err := procattr.SchedAttr(p.Scheduler); err != nil {
