@@ -10,6 +10,7 @@ import (
 	"github.com/xstack/xstack/pkg/cli"
 	"github.com/xstack/xstack/pkg/runtime/caps"
 	"github.com/xstack/xstack/pkg/runtime/hooks"
+	"github.com/xstack/xstack/pkg/runtime/procattr"
 	"github.com/xstack/xstack/pkg/runtime/rootfs"
 	"github.com/xstack/xstack/pkg/runtime/seccomp"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
@@ -49,6 +50,8 @@ var featuresCommand = &cli.Command{
 				MountExtensions: &features.MountExtensions{
 					IDMap: &features.IDMap{Enabled: &yes},
 				},
+				MemoryPolicy: &features.MemoryPolicy{Modes: procattr.MemoryPolicyModes(), Flags: procattr.MemoryPolicyFlags()},
+				NetDevices:   &features.NetDevices{Enabled: &no},
 			},
 		}
 		enc := json.NewEncoder(os.Stdout)

@@ -147,5 +147,13 @@ func TestFeatures(t *testing.T) {
 		if f.Linux.Cgroup == nil || f.Linux.Cgroup.V1 == nil || !*f.Linux.Cgroup.V1 {
 			t.Errorf("features linux.cgroup.v1 is not true: %+v", f.Linux.Cgroup)
 		}
+		if rt.Is("runc") {
+			return // runc 1.1.5 predates linux.memoryPolicy
+		}
+		if f.Linux.MemoryPolicy == nil {
+			t.Fatal("features has no linux.memoryPolicy")
+		}
+		has(f.Linux.MemoryPolicy.Modes, "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED", "MPOL_LOCAL")
+		has(f.Linux.MemoryPolicy.Flags, "MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES")
 	})
 }

@@ -176,6 +176,7 @@ func (cr *creation) run() (*Container, error) {
 		Hooks:        s.Hooks,
 		NoNewKeyring: cr.opts.NoNewKeyring,
 		Seccomp:      s.Linux.Seccomp,
+		MemoryPolicy: s.Linux.MemoryPolicy,
 	}
 	cfg.Rootfs, cfg.Cgroups = cr.st.Rootfs, cr.cg.Hierarchies()
 	// While the init boots: a first save without an init, so that if this

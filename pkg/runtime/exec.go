@@ -80,6 +80,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			Process:      o.Process,
 			NoNewKeyring: c.state.NoNewKeyring,
 			Seccomp:      c.state.Seccomp,
+			MemoryPolicy: c.state.MemoryPolicy,
 		},
 		stdio:       o.Stdio,
 		preserved:   o.Preserved,

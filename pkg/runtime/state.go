@@ -61,9 +61,11 @@ type State struct {
 	// bundle: like runc, exec reads process defaults from there.
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
-	// NoNewKeyring and the seccomp profile are remembered for exec.
-	NoNewKeyring bool                `json:"noNewKeyring,omitempty"`
-	Seccomp      *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// NoNewKeyring, the seccomp profile and the memory policy are
+	// remembered for exec.
+	NoNewKeyring bool                     `json:"noNewKeyring,omitempty"`
+	Seccomp      *specs.LinuxSeccomp      `json:"seccomp,omitempty"`
+	MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
 }
 
 // loadState reads dir/state.json.

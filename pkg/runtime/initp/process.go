@@ -58,6 +58,10 @@ func prepareProcess(cfg *syncproto.InitConfig) (string, []string, func() error, 
 	} else {
 		unix.Umask(0o022)
 	}
+	// Before any seccomp filter, which may not allow set_mempolicy.
+	if err := procattr.SetMemoryPolicy(cfg.MemoryPolicy); err != nil {
+		return "", nil, nil, -1, err
+	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return "", nil, nil, -1, fmt.Errorf("set no_new_privs: %w", err)

@@ -290,7 +290,10 @@ func TestValidate(t *testing.T) {
 			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10}}
 		}, "linux.timeOffsets: cannot be set on a joined time namespace"},
 		{"mount label", func(s *specs.Spec, _ string) { s.Linux.MountLabel = "system_u:object_r:container_file_t:s0" }, "linux.mountLabel"},
-		{"memory policy", func(s *specs.Spec, _ string) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_BIND"} }, "linux.memoryPolicy"},
+		{"memory policy without nodes", func(s *specs.Spec, _ string) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_BIND"} }, "linux.memoryPolicy.nodes"},
+		{"memory policy", func(s *specs.Spec, _ string) {
+			s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_INTERLEAVE", Nodes: "0"}
+		}, ""},
 		{"net devices", func(s *specs.Spec, _ string) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}} }, "linux.netDevices"},
 		{"unsupported refused without linux ns list", func(s *specs.Spec, _ string) {
 			s.Linux.Namespaces = nil

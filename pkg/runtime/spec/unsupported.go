@@ -23,12 +23,15 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 	switch {
 	case l.IntelRdt != nil:
 		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc%s", hostLacks("a resctrl filesystem (Intel RDT)", hasFilesystem("resctrl")))
-	case l.MemoryPolicy != nil:
-		return fmt.Errorf("linux.memoryPolicy: not supported by this version of xrunc")
 	case len(l.NetDevices) > 0:
 		return fmt.Errorf("linux.netDevices: not supported by this version of xrunc")
 	case l.MountLabel != "":
 		return fmt.Errorf("linux.mountLabel: SELinux is not supported by this version of xrunc%s", hostLacks("SELinux", selinuxEnabled()))
+	}
+	if l.MemoryPolicy != nil {
+		if _, err := procattr.MemoryPolicy(l.MemoryPolicy); err != nil {
+			return err
+		}
 	}
 	if l.Personality != nil {
 		if _, err := procattr.Personality(l.Personality); err != nil {

@@ -110,6 +110,9 @@ type InitConfig struct {
 	// Seccomp is the container's profile, applied to its init and to every
 	// exec (create: from SpecJSON).
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// MemoryPolicy is the container's NUMA memory policy, set for its init
+	// and every exec (create: from SpecJSON).
+	MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
 	// Bundle is the bundle directory, for hooks' state.
 	Bundle string `json:"bundle,omitempty"`
 	// Rootfs is the absolute host path of the root filesystem (create).
@@ -182,14 +185,15 @@ type specView struct {
 	Hooks       *specs.Hooks      `json:"hooks"`
 	Annotations map[string]string `json:"annotations"`
 	Linux       *struct {
-		Devices           []specs.LinuxDevice     `json:"devices"`
-		Sysctl            map[string]string       `json:"sysctl"`
-		RootfsPropagation string                  `json:"rootfsPropagation"`
-		MaskedPaths       []string                `json:"maskedPaths"`
-		ReadonlyPaths     []string                `json:"readonlyPaths"`
-		Namespaces        []specs.LinuxNamespace  `json:"namespaces"`
-		Seccomp           *specs.LinuxSeccomp     `json:"seccomp"`
-		Personality       *specs.LinuxPersonality `json:"personality"`
+		Devices           []specs.LinuxDevice      `json:"devices"`
+		Sysctl            map[string]string        `json:"sysctl"`
+		RootfsPropagation string                   `json:"rootfsPropagation"`
+		MaskedPaths       []string                 `json:"maskedPaths"`
+		ReadonlyPaths     []string                 `json:"readonlyPaths"`
+		Namespaces        []specs.LinuxNamespace   `json:"namespaces"`
+		Seccomp           *specs.LinuxSeccomp      `json:"seccomp"`
+		Personality       *specs.LinuxPersonality  `json:"personality"`
+		MemoryPolicy      *specs.LinuxMemoryPolicy `json:"memoryPolicy"`
 	} `json:"linux"`
 }
 
@@ -223,7 +227,7 @@ func (c *InitConfig) FromSpec() error {
 	if l := v.Linux; l != nil {
 		ct.Devices, ct.Sysctl, ct.RootfsPropagation = l.Devices, l.Sysctl, l.RootfsPropagation
 		ct.MaskedPaths, ct.ReadonlyPaths = l.MaskedPaths, l.ReadonlyPaths
-		c.Seccomp, ct.Personality = l.Seccomp, l.Personality
+		c.Seccomp, ct.Personality, c.MemoryPolicy = l.Seccomp, l.Personality, l.MemoryPolicy
 		for _, ns := range l.Namespaces {
 			// New or joined: either way device nodes cannot be created.
 			ct.UserNS = ct.UserNS || ns.Type == specs.UserNamespace
