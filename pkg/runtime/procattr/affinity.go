@@ -20,37 +20,43 @@ func CPUList(list string) (unix.CPUSet, error) {
 	if strings.TrimSpace(list) == "" {
 		return set, fmt.Errorf("empty CPU list")
 	}
+	err := parseList(list, "CPU", maxCPUs, "an affinity mask can name", set.Set)
+	return set, err
+}
+
+// parseList parses the kernel's list format ("0-3,7") of numbers below
+// limit, calling set for each.
+func parseList(list, what string, limit int, why string, set func(int)) error {
+	number := func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a %s number", s, what)
+		}
+		if n >= limit {
+			return 0, fmt.Errorf("%s %d is beyond the %d %ss %s", what, n, limit, what, why)
+		}
+		return n, nil
+	}
 	for _, part := range strings.Split(list, ",") {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		first, err := cpuNumber(lo)
+		first, err := number(lo)
 		if err != nil {
-			return set, err
+			return err
 		}
 		last := first
 		if isRange {
-			if last, err = cpuNumber(hi); err != nil {
-				return set, err
+			if last, err = number(hi); err != nil {
+				return err
 			}
 			if last < first {
-				return set, fmt.Errorf("CPU range %q runs backwards", part)
+				return fmt.Errorf("%s range %q runs backwards", what, part)
 			}
 		}
-		for cpu := first; cpu <= last; cpu++ {
-			set.Set(cpu)
+		for n := first; n <= last; n++ {
+			set(n)
 		}
 	}
-	return set, nil
-}
-
-func cpuNumber(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a CPU number", s)
-	}
-	if n >= maxCPUs {
-		return 0, fmt.Errorf("CPU %d is beyond the %d CPUs an affinity mask can name", n, maxCPUs)
-	}
-	return n, nil
+	return nil
 }
 
 // ExecCPUAffinity converts process.execCPUAffinity. Initial is the

@@ -3,7 +3,6 @@ package procattr
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"unsafe"
 
@@ -89,37 +88,7 @@ func MemoryPolicy(p *specs.LinuxMemoryPolicy) (*MemPolicy, error) {
 }
 
 func parseNodes(list string, mask *[maxNodes / 64]uint64) error {
-	for _, part := range strings.Split(list, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		first, err := nodeNumber(lo)
-		if err != nil {
-			return err
-		}
-		last := first
-		if isRange {
-			if last, err = nodeNumber(hi); err != nil {
-				return err
-			}
-			if last < first {
-				return fmt.Errorf("node range %q runs backwards", part)
-			}
-		}
-		for n := first; n <= last; n++ {
-			mask[n/64] |= 1 << (n % 64)
-		}
-	}
-	return nil
-}
-
-func nodeNumber(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a node number", s)
-	}
-	if n >= maxNodes {
-		return 0, fmt.Errorf("node %d is beyond the %d nodes Linux can have", n, maxNodes)
-	}
-	return n, nil
+	return parseList(list, "node", maxNodes, "Linux can have", func(n int) { mask[n/64] |= 1 << (n % 64) })
 }
 
 // SetMemoryPolicy sets the calling thread's NUMA memory policy, which the
