@@ -51,8 +51,7 @@ type initStart struct {
 	// exe is the write-protected xrunc the init runs (see exeseal; closed
 	// by startInit).
 	exe *os.File
-	// initialCPUs is the affinity an exec asks to start with (see
-	// forkAffinity).
+	// initialCPUs is the affinity an exec asks to start with (see pinInit).
 	initialCPUs *unix.CPUSet
 }
 
@@ -122,6 +121,7 @@ func startInit(s *initStart) (*initProcess, error) {
 	exeFd := add(s.exe)
 	setFiles := func() { cmd.ExtraFiles = files }
 
+	s.cfg.KeepAffinity = s.initialCPUs != nil
 	pin := pinInit(s.initialCPUs)
 	var p *initProcess
 	if needsHelper(s.joins) {

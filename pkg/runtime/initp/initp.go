@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xstack/xstack/pkg/runtime/procattr"
 	"github.com/xstack/xstack/pkg/runtime/syncproto"
 )
 
@@ -69,6 +70,14 @@ func run(conn *syncproto.Conn) error {
 		return fmt.Errorf("protocol error: %d fds for %d namespaces and %d bind trees", len(nsFds), len(cfg.JoinTypes), len(cfg.BindTrees))
 	}
 	nsFds, treeFds := nsFds[:len(cfg.JoinTypes)], nsFds[len(cfg.JoinTypes):]
+	// On this, the main thread, which execs the container's process (and
+	// before the parent sets an exec's final affinity).
+	if !cfg.KeepAffinity {
+		all := procattr.AllCPUs()
+		if err := unix.SchedSetaffinity(0, &all); err != nil {
+			return fmt.Errorf("reset the CPU affinity inherited from xrunc's caller: %w", err)
+		}
+	}
 	if cfg.SpecJSON != nil {
 		if err := cfg.FromSpec(); err != nil {
 			return err

@@ -110,6 +110,11 @@ type InitConfig struct {
 	// Seccomp is the container's profile, applied to its init and to every
 	// exec (create: from SpecJSON).
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// KeepAffinity keeps the CPU affinity the init was forked with (an
+	// exec's execCPUAffinity.initial). Otherwise the init first widens its
+	// own to every CPU its cpuset allows: a narrower one inherited from
+	// xrunc's caller (a pinned shim, taskset) is not the container's.
+	KeepAffinity bool `json:"keepAffinity,omitempty"`
 	// MemoryPolicy is the container's NUMA memory policy, set for its init
 	// and every exec (create: from SpecJSON).
 	MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
