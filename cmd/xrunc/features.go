@@ -51,7 +51,7 @@ var featuresCommand = &cli.Command{
 					IDMap: &features.IDMap{Enabled: &yes},
 				},
 				MemoryPolicy: &features.MemoryPolicy{Modes: procattr.MemoryPolicyModes(), Flags: procattr.MemoryPolicyFlags()},
-				NetDevices:   &features.NetDevices{Enabled: &no},
+				NetDevices:   &features.NetDevices{Enabled: &yes},
 			},
 		}
 		enc := json.NewEncoder(os.Stdout)

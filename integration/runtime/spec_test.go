@@ -155,5 +155,8 @@ func TestFeatures(t *testing.T) {
 		}
 		has(f.Linux.MemoryPolicy.Modes, "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED", "MPOL_LOCAL")
 		has(f.Linux.MemoryPolicy.Flags, "MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES")
+		if nd := f.Linux.NetDevices; nd == nil || nd.Enabled == nil || !*nd.Enabled {
+			t.Errorf("features linux.netDevices is not enabled: %+v", nd)
+		}
 	})
 }

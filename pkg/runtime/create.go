@@ -17,6 +17,7 @@ import (
 	"github.com/xstack/xstack/pkg/runtime/exeseal"
 	"github.com/xstack/xstack/pkg/runtime/hooks"
 	"github.com/xstack/xstack/pkg/runtime/idmap"
+	"github.com/xstack/xstack/pkg/runtime/netdev"
 	"github.com/xstack/xstack/pkg/runtime/proc"
 	"github.com/xstack/xstack/pkg/runtime/rootfs"
 	rspec "github.com/xstack/xstack/pkg/runtime/spec"
@@ -362,7 +363,8 @@ func (cr *creation) lateNamespaces(late *initStart) error {
 func (cr *creation) completeConfig(cfg *syncproto.InitConfig) {
 	s := cr.spec
 	cfg.SpecJSON = cr.specJSON
-	cfg.CreateHooks = len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) > 0
+	cfg.CreateHooks = len(hooks.Of(s, hooks.Prestart))+len(hooks.Of(s, hooks.CreateRuntime))+len(hooks.Of(s, hooks.CreateContainer)) > 0 ||
+		len(s.Linux.NetDevices) > 0
 	cfg.Bundle = cr.bundle
 	cfg.NoPivot = cr.opts.NoPivot
 	cfg.NoNewKeyring = cr.opts.NoNewKeyring
@@ -464,14 +466,25 @@ func fdsOf(joins []nsFile) []int {
 	return fds
 }
 
-// runCreateHooks runs prestart and createRuntime hooks when the init asks
-// for them (see syncproto).
+// runCreateHooks moves the network devices in and runs prestart and
+// createRuntime hooks when the init pauses for them (see syncproto).
 func runCreateHooks(ip *initProcess, cfg *syncproto.InitConfig, s *specs.Spec, st *State) error {
 	if !cfg.CreateHooks {
 		return nil
 	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeHooks); err != nil {
 		return err
+	}
+	// The devices are there before any hook runs, as prestart hooks
+	// that set up the network expect.
+	if len(s.Linux.NetDevices) > 0 {
+		devices := map[string]string{}
+		for hostName, d := range s.Linux.NetDevices {
+			devices[hostName] = d.Name
+		}
+		if err := netdev.Move(devices, ip.pid); err != nil {
+			return fmt.Errorf("linux.netDevices: %w", err)
+		}
 	}
 	state := st.hookState(specs.StateCreating, ip.pid)
 	for _, kind := range []string{hooks.Prestart, hooks.CreateRuntime} {

@@ -294,7 +294,25 @@ func TestValidate(t *testing.T) {
 		{"memory policy", func(s *specs.Spec, _ string) {
 			s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_INTERLEAVE", Nodes: "0"}
 		}, ""},
-		{"net devices", func(s *specs.Spec, _ string) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}} }, "linux.netDevices"},
+		{"net devices", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.NetworkNamespace})(s, b)
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}, "eth2": {Name: "ctr0"}}
+		}, ""},
+		{"net devices without a network namespace", func(s *specs.Spec, _ string) {
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}}
+		}, "no network namespace of its own"},
+		{"net device with a bad name", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.NetworkNamespace})(s, b)
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1/x": {}}
+		}, `linux.netDevices: "eth1/x"`},
+		{"net device renamed too long", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.NetworkNamespace})(s, b)
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {Name: "a-very-long-name0"}}
+		}, "linux.netDevices.eth1.name"},
+		{"net devices renamed alike", func(s *specs.Spec, b string) {
+			addNS(specs.LinuxNamespace{Type: specs.NetworkNamespace})(s, b)
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {Name: "eth2"}, "eth2": {}}
+		}, `would both be "eth2"`},
 		{"unsupported refused without linux ns list", func(s *specs.Spec, _ string) {
 			s.Linux.Namespaces = nil
 			s.Process.ApparmorProfile = "p"

@@ -23,10 +23,11 @@ func checkUnsupported(s *specs.Spec, _ string) error {
 	switch {
 	case l.IntelRdt != nil:
 		return fmt.Errorf("linux.intelRdt: not supported by this version of xrunc%s", hostLacks("a resctrl filesystem (Intel RDT)", hasFilesystem("resctrl")))
-	case len(l.NetDevices) > 0:
-		return fmt.Errorf("linux.netDevices: not supported by this version of xrunc")
 	case l.MountLabel != "":
 		return fmt.Errorf("linux.mountLabel: SELinux is not supported by this version of xrunc%s", hostLacks("SELinux", selinuxEnabled()))
+	}
+	if err := checkNetDevices(s); err != nil {
+		return err
 	}
 	if l.MemoryPolicy != nil {
 		if _, err := procattr.MemoryPolicy(l.MemoryPolicy); err != nil {

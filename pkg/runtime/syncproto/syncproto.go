@@ -102,8 +102,10 @@ type InitConfig struct {
 	// FromSpec), which spares the parent re-encoding the spec.
 	Container *Container      `json:"container,omitempty"`
 	SpecJSON  json.RawMessage `json:"specJSON,omitempty"`
-	// CreateHooks tells the init to pause for prestart, createRuntime and
-	// createContainer hooks (see TypeHooks).
+	// CreateHooks tells the init to pause in its namespaces, before the
+	// root switch, for the parent's work there: moving linux.netDevices in,
+	// prestart and createRuntime hooks; then it runs createContainer hooks
+	// (see TypeHooks).
 	CreateHooks bool `json:"createHooks,omitempty"`
 	// Process is what to run: spec.process for create, the exec process.
 	Process *specs.Process `json:"process"`

@@ -1,0 +1,108 @@
+package runtime_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/xstack/xstack/integration/internal/testenv"
+)
+
+// testNetns is a network namespace the test made (`ip netns add`), with a
+// veth pair in it; removed at cleanup, with whatever is left inside.
+func testNetns(t *testing.T) string {
+	t.Helper()
+	name := "xit-" + testenv.RandHex(6)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	ip("-n", name, "link", "add", "xit0", "type", "veth", "peer", "name", "xit0p")
+	ip("-n", name, "link", "set", "xit0", "mtu", "1789", "address", "02:11:22:33:44:55")
+	ip("-n", name, "address", "add", "169.254.169.77/32", "dev", "xit0")
+	ip("-n", name, "address", "add", "127.0.0.33/8", "dev", "xit0") // host scope: stays behind
+	ip("-n", name, "link", "set", "xit0", "up")
+	return name
+}
+
+// inNetns runs the runtime with args from inside the network namespace
+// name (only that namespace: cgroups and mounts stay the host's).
+func inNetns(t *testing.T, rt *testenv.Runtime, name string, args ...string) testenv.Result {
+	t.Helper()
+	nsenter := &testenv.Runtime{Name: "nsenter", Path: "/usr/bin/nsenter"}
+	full := append([]string{"--net=/run/netns/" + name, rt.Path}, rt.GlobalArgs()...)
+	return nsenter.Exec(t, testenv.Opts{NoGlobal: true}, append(full, args...)...)
+}
+
+// TestNetDevices: linux.netDevices moves a device of the runtime's network
+// namespace into the container's, renamed, keeping its MTU, MAC address,
+// global addresses and up state; a missing device fails create cleanly.
+func TestNetDevices(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		rt.SkipIf(t, "runc", "runc 1.1.5 does not know linux.netDevices (runtime-spec 1.3, runc 1.3)")
+		ns := testNetns(t)
+		b := testenv.NewBundle(t, testenv.WithArgs("/bin/ip", "address", "show", "dev", "ctr0"), testenv.WithSpec(func(s *specs.Spec) {
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"xit0": {Name: "ctr0"}}
+		}))
+		b.Save(t)
+		r := inNetns(t, rt, ns, "run", "--bundle", b.Dir, b.ID)
+		if r.Code != 0 {
+			t.Fatalf("run: %s\nlog: %s", r, rt.LastError(t))
+		}
+		for _, want := range []string{"mtu 1789", "link/ether 02:11:22:33:44:55", "inet 169.254.169.77/32 scope global ctr0", ",UP"} {
+			if !strings.Contains(r.Stdout, want) {
+				t.Errorf("ctr0 in the container lacks %q:\n%s", want, r.Stdout)
+			}
+		}
+		if strings.Contains(r.Stdout, "127.0.0.33") {
+			t.Errorf("the host-scope address moved along:\n%s", r.Stdout)
+		}
+		// The device went with the container's namespace; its peer stays.
+		if out, _ := exec.Command("ip", "-n", ns, "-o", "link").CombinedOutput(); strings.Contains(string(out), " xit0@") {
+			t.Errorf("xit0 is still in the runtime's namespace:\n%s", out)
+		}
+
+		// A device the runtime's namespace lacks: create fails, naming it,
+		// leaves no container, and the device moved before it (xit1 sorts
+		// first) is back under its own name.
+		if out, err := exec.Command("ip", "-n", ns, "link", "add", "xit1", "type", "veth", "peer", "name", "xit1p").CombinedOutput(); err != nil {
+			t.Fatalf("add xit1: %v\n%s", err, out)
+		}
+		missing := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"xit1": {Name: "moved1"}, "xiz": {}}
+		}))
+		missing.Save(t)
+		r = inNetns(t, rt, ns, "create", "--bundle", missing.Dir, missing.ID)
+		if r.Code == 0 || !strings.Contains(rt.ErrorText(t, r), "linux.netDevices: xiz: no such network device") {
+			t.Errorf("create with a missing device: %s\nlog: %s", r, rt.LastError(t))
+		}
+		if out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "xit1").CombinedOutput(); err != nil {
+			t.Errorf("xit1 did not come back after the failed create: %v\n%s", err, out)
+		}
+		if r := rt.Run(t, "state", missing.ID); r.Code == 0 {
+			t.Errorf("the failed create left container %s behind", missing.ID)
+		}
+
+		// No network namespace of its own to move a device into.
+		hostNet := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"xit0p": {}}
+			var keep []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.NetworkNamespace {
+					keep = append(keep, n)
+				}
+			}
+			s.Linux.Namespaces = keep
+		}))
+		if _, r := rt.TryCreate(t, hostNet); r.Code == 0 || !strings.Contains(rt.ErrorText(t, r), "no network namespace of its own") {
+			t.Errorf("create without a network namespace: %s", r)
+		}
+	})
+}
