@@ -90,6 +90,23 @@ func TestNetDevices(t *testing.T) {
 			t.Errorf("the failed create left container %s behind", missing.ID)
 		}
 
+		// A create that fails after the move (the program is missing)
+		// gives the device back rather than letting it die with the
+		// container's namespace.
+		if out, err := exec.Command("ip", "-n", ns, "link", "add", "xit2", "type", "veth", "peer", "name", "xit2p").CombinedOutput(); err != nil {
+			t.Fatalf("add xit2: %v\n%s", err, out)
+		}
+		late := testenv.NewBundle(t, testenv.WithArgs("/no/such/program"), testenv.WithSpec(func(s *specs.Spec) {
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"xit2": {Name: "inner2"}}
+		}))
+		late.Save(t)
+		if r := inNetns(t, rt, ns, "create", "--bundle", late.Dir, late.ID); r.Code == 0 {
+			t.Errorf("create of a missing program succeeded: %s", r)
+		}
+		if out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "xit2").CombinedOutput(); err != nil {
+			t.Errorf("xit2 did not come back after create failed past the move: %v\n%s", err, out)
+		}
+
 		// No network namespace of its own to move a device into.
 		hostNet := testenv.NewBundle(t, testenv.WithSpec(func(s *specs.Spec) {
 			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"xit0p": {}}

@@ -73,6 +73,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (*Container, error) {
 	cr.release()
 	if err != nil {
 		cr.undo()
+	}
+	if cr.netns != nil {
+		cr.netns.Close() // after undo, which may move devices back out of it
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -95,6 +100,11 @@ type creation struct {
 	// fifo and console are handed to the init; closed by release.
 	fifo, console *os.File
 	ownConsole    bool
+	// netDevices are the devices moved into the container's network
+	// namespace netns (host name to name inside), to move back on
+	// failure.
+	netDevices map[string]string
+	netns      *os.File
 }
 
 func (cr *creation) step(name string) {
@@ -217,7 +227,7 @@ func (cr *creation) run() (*Container, error) {
 		return nil, err
 	}
 	cr.step("cgroup entered")
-	if err := runCreateHooks(ip, cfg, s, cr.st); err != nil {
+	if err := cr.runCreateHooks(cfg); err != nil {
 		return nil, err
 	}
 	if _, _, err := ip.conn.Expect(syncproto.TypeReady); err != nil {
@@ -383,6 +393,11 @@ func (cr *creation) release() {
 // undo removes everything a failed create made.
 func (cr *creation) undo() {
 	if cr.ip != nil {
+		// Before the namespace goes with the init: a virtual device
+		// would go with it, a physical one to the host's first namespace.
+		if cr.netDevices != nil {
+			netdev.MoveBack(cr.netDevices, cr.netns)
+		}
 		cr.ip.kill()
 	}
 	if cr.cg != nil {
@@ -468,7 +483,8 @@ func fdsOf(joins []nsFile) []int {
 
 // runCreateHooks moves the network devices in and runs prestart and
 // createRuntime hooks when the init pauses for them (see syncproto).
-func runCreateHooks(ip *initProcess, cfg *syncproto.InitConfig, s *specs.Spec, st *State) error {
+func (cr *creation) runCreateHooks(cfg *syncproto.InitConfig) error {
+	ip, s, st := cr.ip, cr.spec, cr.st
 	if !cfg.CreateHooks {
 		return nil
 	}
@@ -482,9 +498,17 @@ func runCreateHooks(ip *initProcess, cfg *syncproto.InitConfig, s *specs.Spec, s
 		for hostName, d := range s.Linux.NetDevices {
 			devices[hostName] = d.Name
 		}
-		if err := netdev.Move(devices, ip.pid); err != nil {
+		// Held open until create ends: if the init dies on a later
+		// error, the namespace, and the devices in it, outlive it.
+		ns, err := os.Open("/proc/" + strconv.Itoa(ip.pid) + "/ns/net")
+		if err != nil {
+			return fmt.Errorf("linux.netDevices: open the container's network namespace: %w", err)
+		}
+		cr.netns = ns
+		if err := netdev.Move(devices, ns); err != nil {
 			return fmt.Errorf("linux.netDevices: %w", err)
 		}
+		cr.netDevices = devices
 	}
 	state := st.hookState(specs.StateCreating, ip.pid)
 	for _, kind := range []string{hooks.Prestart, hooks.CreateRuntime} {

@@ -6,24 +6,18 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-// Move moves network devices from the caller's network namespace into the
-// one of process pid: devices maps each device's name here to its name
+// Move moves network devices from the caller's network namespace into ns
+// (an open network namespace file): devices maps each device's name here to its name
 // there ("" keeps it). The kernel keeps a device's MTU and MAC address
 // across the move, but takes it down and drops its addresses: the global
 // ones are added again and a device that was up is brought up (link and
 // host scope addresses belong where the device was). If one fails, those
 // already moved go back under their old names.
-func Move(devices map[string]string, pid int) (err error) {
-	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
-	if err != nil {
-		return fmt.Errorf("open the network namespace of pid %d: %w", pid, err)
-	}
-	defer ns.Close()
+func Move(devices map[string]string, ns *os.File) (err error) {
 	own, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		return fmt.Errorf("open our network namespace: %w", err)
@@ -55,10 +49,13 @@ func Move(devices map[string]string, pid int) (err error) {
 	slices.Sort(hostNames)
 	for _, hostName := range hostNames {
 		name := nameInside(devices, hostName)
-		if err := moveOne(host, inside, int(ns.Fd()), hostName, name); err != nil {
+		movedIt, err := moveOne(host, inside, int(ns.Fd()), hostName, name)
+		if movedIt {
+			moved = append(moved, name)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", hostName, err)
 		}
-		moved = append(moved, name)
 	}
 	return nil
 }
@@ -102,35 +99,57 @@ func dialIn(nsFd int) (*conn, error) {
 	return r.c, r.err
 }
 
-func moveOne(host, inside *conn, nsFd int, hostName, name string) error {
+// moveOne moves one device; moved tells whether it left our namespace,
+// even when a later step failed, so that it can be moved back.
+func moveOne(host, inside *conn, nsFd int, hostName, name string) (moved bool, err error) {
 	l, err := host.linkByName(hostName)
 	if errors.Is(err, unix.ENODEV) {
-		return errors.New("no such network device in the runtime's network namespace")
+		return false, errors.New("no such network device in the runtime's network namespace")
 	} else if err != nil {
-		return fmt.Errorf("look the device up: %w", err)
+		return false, fmt.Errorf("look the device up: %w", err)
 	}
 	addrs, err := host.globalAddresses(l.index)
 	if err != nil {
-		return fmt.Errorf("list its addresses: %w", err)
+		return false, fmt.Errorf("list its addresses: %w", err)
 	}
 	if err := host.setNamespace(l.index, nsFd, name); err != nil {
-		return fmt.Errorf("move it into the container's network namespace as %s: %w", name, err)
+		return false, fmt.Errorf("move it into the container's network namespace as %s: %w", name, err)
 	}
 	in, err := inside.linkByName(name)
 	if err != nil {
-		return fmt.Errorf("find %s in the container's network namespace: %w", name, err)
+		return true, fmt.Errorf("find %s in the container's network namespace: %w", name, err)
 	}
 	for _, a := range addrs {
 		if err := inside.addAddress(in.index, a); err != nil {
-			return fmt.Errorf("add its address again: %w", err)
+			return true, fmt.Errorf("add its address again: %w", err)
 		}
 	}
 	if l.flags&unix.IFF_UP != 0 {
 		if err := inside.setUp(in.index); err != nil {
-			return fmt.Errorf("set %s up: %w", name, err)
+			return true, fmt.Errorf("set %s up: %w", name, err)
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// MoveBack returns devices that Move moved into ns to ours, under their
+// old names, as far as it can: the container is being torn down, and with
+// its namespace a virtual device would go. ns may have no process left in
+// it: the open file keeps it.
+func MoveBack(devices map[string]string, ns *os.File) {
+	own, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return
+	}
+	defer own.Close()
+	inside, err := dialIn(int(ns.Fd()))
+	if err != nil {
+		return
+	}
+	defer inside.close()
+	for hostName := range devices {
+		moveBack(inside, int(own.Fd()), nameInside(devices, hostName), hostName)
+	}
 }
 
 // moveBack returns a moved device to our namespace under its old name, as
