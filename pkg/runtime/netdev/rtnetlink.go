@@ -64,6 +64,12 @@ func (c *conn) request(typ, flags uint16, body []byte) ([]syscall.NetlinkMessage
 			}
 			switch m.Header.Type {
 			case unix.NLMSG_DONE:
+				// A dump that failed on the way says so here.
+				if len(m.Data) >= 4 {
+					if errno := -int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
+						return nil, syscall.Errno(errno)
+					}
+				}
 				return replies, nil
 			case unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
