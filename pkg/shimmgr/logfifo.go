@@ -1,7 +1,7 @@
 package shimmgr
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/pollread"
 )
 
 // maxLogLine is the longest shim log line logged in one record; longer
@@ -74,19 +76,41 @@ func (m *Manager) stopLog(ns, id string, r *logReader) {
 	cur.stop()
 }
 
-// drain logs each line until the FIFO is closed.
+// drain logs each line until the FIFO is closed. The shim is silent most of
+// its life: the wait holds no buffer, only an unfinished line if any.
 func (r *logReader) drain(log *slog.Logger) {
 	defer close(r.done)
-	br := bufio.NewReaderSize(r.f, maxLogLine)
-	for {
-		line, _, err := br.ReadLine()
-		if len(line) > 0 {
-			log.Debug("shim log", "line", string(line))
-		}
-		if err != nil {
-			return
+	emit := func(line []byte) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		for len(line) > 0 {
+			part := line[:min(len(line), maxLogLine)]
+			log.Debug("shim log", "line", string(part))
+			line = line[len(part):]
 		}
 	}
+	src, err := pollread.New(r.f)
+	var pending []byte
+	for err == nil {
+		var chunk []byte
+		chunk, err = src.Next()
+		pending = append(pending, chunk...)
+		for {
+			i := bytes.IndexByte(pending, '\n')
+			if i < 0 {
+				break
+			}
+			emit(pending[:i])
+			pending = pending[i+1:]
+		}
+		// An unfinished line is logged in maxLogLine parts as it grows.
+		if n := len(pending) / maxLogLine * maxLogLine; n > 0 {
+			emit(pending[:n])
+			pending = pending[n:]
+		}
+		// Keep the unfinished line, not the array the chunks came in.
+		pending = append([]byte(nil), pending...)
+	}
+	emit(pending)
 }
 
 // stop closes the FIFO and waits for the drain to end.

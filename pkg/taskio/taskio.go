@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xstack/xstack/pkg/pollread"
 )
 
 // Stream names, as stored in the log and sent to clients.
@@ -185,18 +187,16 @@ func (p *IO) Started() {
 
 func (p *IO) copy(stream string, r *os.File) {
 	defer p.copies.Done()
-	buf := make([]byte, 32*1024)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			data := append([]byte(nil), buf[:n]...)
+	// Most containers are quiet most of the time: wait without a buffer.
+	src, err := pollread.New(r)
+	for err == nil {
+		var data []byte
+		data, err = src.Next()
+		if len(data) > 0 {
 			if p.log != nil {
 				p.log.write(stream, data)
 			}
 			p.fanout(Chunk{Stream: stream, Data: data})
-		}
-		if err != nil {
-			break
 		}
 	}
 	p.mu.Lock()
