@@ -33,10 +33,14 @@ const (
 // task service. An event the daemon cannot take is retried with backoff;
 // events are best effort (the daemon re-reads State and Wait when it
 // reconnects), so after maxAttempts, or when too many queue up while the
-// daemon is away, the oldest are dropped.
+// daemon is away, the oldest are dropped. The connection is closed once it
+// has been idle for a while: events come in bursts (create and start, an
+// exec, the exit) and a daemon with a thousand containers should not hold
+// a thousand idle connections, each with its goroutines and buffers.
 type publisher struct {
 	address string
 	log     *slog.Logger
+	idle    time.Duration
 
 	mu     sync.Mutex
 	queue  []*types.Envelope
@@ -52,10 +56,16 @@ const (
 	maxAttempts     = 8
 	firstBackoff    = 200 * time.Millisecond
 	maxBackoff      = 5 * time.Second
+	// idleDisconnect is how long the connection outlives the last event.
+	idleDisconnect = time.Second
 )
 
 func newPublisher(address string, log *slog.Logger) *publisher {
-	p := &publisher{address: strings.TrimPrefix(address, "unix://"), log: log, wake: make(chan struct{}, 1)}
+	return startPublisher(address, log, idleDisconnect)
+}
+
+func startPublisher(address string, log *slog.Logger, idle time.Duration) *publisher {
+	p := &publisher{address: strings.TrimPrefix(address, "unix://"), log: log, idle: idle, wake: make(chan struct{}, 1)}
 	go p.run()
 	return p
 }
@@ -99,9 +109,7 @@ func (p *publisher) run() {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			if p.client != nil {
-				p.client.Close()
-			}
+			p.disconnect()
 			return
 		}
 		var env *types.Envelope
@@ -110,7 +118,7 @@ func (p *publisher) run() {
 		}
 		p.mu.Unlock()
 		if env == nil {
-			<-p.wake
+			p.waitIdle()
 			continue
 		}
 		if err := p.send(env); err != nil {
@@ -131,6 +139,30 @@ func (p *publisher) run() {
 		p.pop()
 		attempts, backoff = 0, firstBackoff
 	}
+}
+
+// waitIdle waits for the next event, closing the connection if none comes
+// within p.idle.
+func (p *publisher) waitIdle() {
+	if p.client == nil {
+		<-p.wake
+		return
+	}
+	timer := time.NewTimer(p.idle)
+	defer timer.Stop()
+	select {
+	case <-p.wake:
+	case <-timer.C:
+		p.disconnect()
+		<-p.wake
+	}
+}
+
+func (p *publisher) disconnect() {
+	if p.client != nil {
+		p.client.Close()
+	}
+	p.client, p.events = nil, nil
 }
 
 func (p *publisher) pop() {
@@ -155,8 +187,7 @@ func (p *publisher) send(env *types.Envelope) error {
 	defer cancel()
 	if _, err := p.events.Forward(ctx, &eventsapi.ForwardRequest{Envelope: env}); err != nil {
 		// Reconnect next time: the daemon may have restarted.
-		p.client.Close()
-		p.client, p.events = nil, nil
+		p.disconnect()
 		return err
 	}
 	return nil

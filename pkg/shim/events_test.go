@@ -384,3 +384,36 @@ func TestPublisherReconnects(t *testing.T) {
 		t.Errorf("the old daemon got %d events", len(old.received()))
 	}
 }
+
+// TestPublisherIdleDisconnect: the connection is closed once idle, and the
+// next event opens a new one.
+func TestPublisherIdleDisconnect(t *testing.T) {
+	t.Parallel()
+	es := newEventServer(t)
+	p := startPublisher(es.address(), discardLog(), 50*time.Millisecond)
+	t.Cleanup(func() { p.close(0) })
+	for round := range 3 {
+		p.Publish("default", TopicOOM, &eventstypes.TaskOOM{ContainerID: strconv.Itoa(round)})
+		envs := es.sink.waitN(t, round+1)
+		if got := oomSeq(t, envs[round]); got != round {
+			t.Fatalf("round %d: the daemon got #%d", round, got)
+		}
+		waitFor(t, "the idle connection closed", func() bool { return es.conns.Load() == 0 })
+	}
+}
+
+// TestPublisherStaysConnectedWhileBusy: events closer together than the
+// idle time share one connection.
+func TestPublisherStaysConnectedWhileBusy(t *testing.T) {
+	t.Parallel()
+	es := newEventServer(t)
+	p := startPublisher(es.address(), discardLog(), time.Minute)
+	t.Cleanup(func() { p.close(0) })
+	for i := range 5 {
+		p.Publish("default", TopicOOM, &eventstypes.TaskOOM{ContainerID: strconv.Itoa(i)})
+		es.sink.waitN(t, i+1)
+		if n := es.conns.Load(); n != 1 {
+			t.Fatalf("after event %d: %d connections open, want 1", i, n)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -187,6 +188,34 @@ type eventServer struct {
 	path    string
 	server  *ttrpc.Server
 	stopped bool
+	// conns counts the publishers' connections open on the server.
+	conns atomic.Int64
+}
+
+// countingListener counts the connections it accepted that are not closed.
+type countingListener struct {
+	net.Listener
+	open *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.open.Add(1)
+	return &countedConn{Conn: c, open: l.open}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
 }
 
 // newEventServer starts the daemon's Events service on a fresh socket.
@@ -219,7 +248,7 @@ func (es *eventServer) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventsapi.RegisterTTRPCEventsService(server, es.sink)
-	go func() { _ = server.Serve(context.Background(), l) }()
+	go func() { _ = server.Serve(context.Background(), countingListener{Listener: l, open: &es.conns}) }()
 	es.server, es.stopped = server, false
 }
 
