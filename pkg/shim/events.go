@@ -44,8 +44,12 @@ type publisher struct {
 
 	mu     sync.Mutex
 	queue  []*types.Envelope
-	wake   chan struct{}
 	closed bool
+	// queued wakes an idle sender for a new event; retry also cuts a
+	// backoff short (the daemon is back, or the publisher is closing). A
+	// new event must not: with the daemon away, every Publish would cost
+	// the head event an attempt.
+	queued, retry chan struct{}
 
 	client *ttrpc.Client
 	events eventsapi.TTRPCEventsService
@@ -65,7 +69,10 @@ func newPublisher(address string, log *slog.Logger) *publisher {
 }
 
 func startPublisher(address string, log *slog.Logger, idle time.Duration) *publisher {
-	p := &publisher{address: strings.TrimPrefix(address, "unix://"), log: log, idle: idle, wake: make(chan struct{}, 1)}
+	p := &publisher{
+		address: strings.TrimPrefix(address, "unix://"), log: log, idle: idle,
+		queued: make(chan struct{}, 1), retry: make(chan struct{}, 1),
+	}
 	go p.run()
 	return p
 }
@@ -92,13 +99,15 @@ func (p *publisher) Publish(ns, topic string, event any) {
 	}
 	p.queue = append(p.queue, env)
 	p.mu.Unlock()
-	p.kick()
+	wakeUp(p.queued)
 }
 
 // kick makes the sender retry now (the daemon reconnected).
-func (p *publisher) kick() {
+func (p *publisher) kick() { wakeUp(p.retry) }
+
+func wakeUp(c chan struct{}) {
 	select {
-	case p.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -125,18 +134,20 @@ func (p *publisher) run() {
 			attempts++
 			if attempts >= maxAttempts {
 				p.log.Warn("dropping event the daemon did not take", "topic", env.Topic, "err", err)
-				p.pop()
+				p.pop(env)
 				attempts, backoff = 0, firstBackoff
 				continue
 			}
+			timer := time.NewTimer(backoff)
 			select {
-			case <-p.wake:
-			case <-time.After(backoff):
+			case <-p.retry:
+			case <-timer.C:
 			}
+			timer.Stop()
 			backoff = min(backoff*2, maxBackoff)
 			continue
 		}
-		p.pop()
+		p.pop(env)
 		attempts, backoff = 0, firstBackoff
 	}
 }
@@ -144,17 +155,24 @@ func (p *publisher) run() {
 // waitIdle waits for the next event, closing the connection if none comes
 // within p.idle.
 func (p *publisher) waitIdle() {
+	wait := func() {
+		select {
+		case <-p.queued:
+		case <-p.retry:
+		}
+	}
 	if p.client == nil {
-		<-p.wake
+		wait()
 		return
 	}
 	timer := time.NewTimer(p.idle)
 	defer timer.Stop()
 	select {
-	case <-p.wake:
+	case <-p.queued:
+	case <-p.retry:
 	case <-timer.C:
 		p.disconnect()
-		<-p.wake
+		wait()
 	}
 }
 
@@ -165,9 +183,12 @@ func (p *publisher) disconnect() {
 	p.client, p.events = nil, nil
 }
 
-func (p *publisher) pop() {
+// pop removes env, which was the head when it was sent, unless Publish
+// has dropped it from a full queue meanwhile: then the head is an event
+// not sent yet.
+func (p *publisher) pop(env *types.Envelope) {
 	p.mu.Lock()
-	if len(p.queue) > 0 {
+	if len(p.queue) > 0 && p.queue[0] == env {
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
 	}

@@ -175,10 +175,6 @@ func TestPublisherDaemonDown(t *testing.T) {
 // events (in milliseconds, not the ~16 s the backoff schedule implies)
 // the oldest is dropped, then one more per 8 publishes.
 func TestPublisherManyEventsWhileDown(t *testing.T) {
-	skipBug(t, "events.go publisher: Publish calls kick(), which wakes the sender out of its "+
-		"backoff; every such wake-up is a failed attempt, so while the daemon is down each published "+
-		"event burns an attempt of the head event, which is dropped after maxAttempts (8) publishes "+
-		"instead of after the ~16 s backoff schedule (containerd retries for ~21 s)")
 	t.Parallel()
 	es := newEventServerDown(t)
 	p := newTestPublisher(t, es.address())
@@ -242,7 +238,7 @@ func TestPublisherNeverBlocks(t *testing.T) {
 func TestPublisherQueueCap(t *testing.T) {
 	t.Parallel()
 	es := newEventServer(t)
-	p := &publisher{address: es.path, log: discardLog(), wake: make(chan struct{}, 1)}
+	p := &publisher{address: es.path, log: discardLog(), queued: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
 	const extra = 76
 	for i := range maxQueuedEvents + extra {
 		p.Publish("default", TopicOOM, &eventstypes.TaskOOM{ContainerID: strconv.Itoa(i)})
@@ -271,9 +267,6 @@ func TestPublisherQueueCap(t *testing.T) {
 // being sent; the oldest is dropped to make room. When the send then
 // succeeds, pop() removes the new head, an event that was never sent.
 func TestPublisherDropWhileSending(t *testing.T) {
-	skipBug(t, "events.go publisher: run() pops queue[0] after a send, but Publish may have dropped "+
-		"the in-flight event from a full queue meanwhile, so pop() removes the next, never-sent event "+
-		"(the same happens on the maxAttempts drop): pop should remove the envelope it sent, if still queued")
 	t.Parallel()
 	es := newEventServer(t)
 	release := make(chan struct{})
