@@ -99,6 +99,11 @@ func runtimeBinary(name string) (string, error) {
 		name = DefaultRuntime
 	}
 	path, err := exec.LookPath(name)
+	if err == nil {
+		// A name with a slash stays relative (to the shim's working
+		// directory, the bundle): the runtime CLI wants it absolute.
+		path, err = filepath.Abs(path)
+	}
 	if err != nil {
 		return "", classf(errdefs.ErrFailedPrecondition, "runtime binary %q: %w", name, err)
 	}

@@ -160,12 +160,9 @@ func TestRuntimeBinary(t *testing.T) {
 }
 
 // TestRuntimeBinaryRelative: a relative binary_name with a slash resolves
-// against the current directory; ocicli.Runtime then refuses it (its
-// Binary must be absolute) on every command. Not parallel: t.Chdir.
+// against the current directory into the absolute path ocicli.Runtime
+// needs (it refuses a relative one on every command). Not parallel: t.Chdir.
 func TestRuntimeBinaryRelative(t *testing.T) {
-	skipBug(t, "container.go runtimeBinary returns a relative path for a relative binary_name "+
-		"(e.g. \"bin/runc\"): exec.LookPath keeps it relative, and ocicli.Runtime.run rejects every "+
-		"command with \"runtime binary ... is not an absolute path\" instead of a FailedPrecondition at Create")
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -173,8 +170,11 @@ func TestRuntimeBinaryRelative(t *testing.T) {
 	writeExecutable(t, filepath.Join(dir, "bin", "rt"), "#!/bin/sh\n")
 	t.Chdir(dir)
 	got, err := runtimeBinary("bin/rt")
-	if err == nil && !filepath.IsAbs(got) {
-		t.Fatalf("runtimeBinary(\"bin/rt\") = %q: relative; ocicli needs an absolute path (or an error)", got)
+	if err != nil {
+		t.Fatalf("runtimeBinary(\"bin/rt\"): %v", err)
+	}
+	if want := filepath.Join(dir, "bin", "rt"); got != want {
+		t.Fatalf("runtimeBinary(\"bin/rt\") = %q, want %q", got, want)
 	}
 }
 
