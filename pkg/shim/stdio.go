@@ -147,6 +147,9 @@ func (pio *processIO) openFile(path string) error {
 	return nil
 }
 
+// loggerReadyTimeout is how long a binary:// logger has to report ready.
+var loggerReadyTimeout = 10 * time.Second
+
 // startLogger runs a binary:// logger as containerd does: fd 3 and 4 are
 // the read ends of stdout and stderr, fd 5 a pipe it closes when ready,
 // CONTAINER_ID and CONTAINER_NAMESPACE in its environment and the URI's
@@ -201,8 +204,11 @@ func (pio *processIO) startLogger(u *url.URL, ns, id string, r *reaper.Reaper) e
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("logger %s did not report ready", u.Path)
+	case <-time.After(loggerReadyTimeout):
+		// Nobody else knows of it yet: end it here (the reaper's wait
+		// above collects it).
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("logger %s did not report ready (close fd 5) within %v", u.Path, loggerReadyTimeout)
 	}
 	pio.logger = cmd
 	return nil
