@@ -21,7 +21,10 @@ import (
 // Events keep containerd's order: a process's start event is published
 // before its exit event (process.starting holds an exit back), and the
 // init's exit is published only after the exits of all its execs (it is
-// held in container.pendingInitExit while execs still run).
+// held in container.pendingInitExit while execs still run). An exec counts
+// as running from the moment startExec checked that the init still runs,
+// under the same lock, so an init exit that arrives while the runtime is
+// still starting the exec waits for it too.
 
 // startWatch collects exits while a runtime create, start or exec runs.
 type startWatch struct {
@@ -71,11 +74,6 @@ func (s *Service) started(w *startWatch, p *process, pid int) {
 		}
 	}
 	p.mu.Unlock()
-	if !p.isInit() {
-		p.c.mu.Lock()
-		p.c.runningExecs++
-		p.c.mu.Unlock()
-	}
 	if p.pendingExit == nil {
 		s.running[pid] = p
 	}
@@ -154,6 +152,24 @@ func (s *Service) handleExit(p *process, e reaper.Exit) {
 		return
 	}
 	s.publishExit(p, e)
+	s.execEnded(c)
+}
+
+// countExec counts an exec as running, unless the init has exited
+// (false): from then on the init's exit waits for the exec's.
+func (s *Service) countExec(c *container) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.initExited {
+		return false
+	}
+	c.runningExecs++
+	return true
+}
+
+// execEnded uncounts an exec that exited or never ran (see startExec),
+// publishing the init's exit if it was waiting for the last one.
+func (s *Service) execEnded(c *container) {
 	c.mu.Lock()
 	c.runningExecs--
 	var initExit *reaper.Exit

@@ -118,6 +118,9 @@ func (x *exitTest) exec(c *container, id string, pid int, during func()) *proces
 	p.mu.Lock()
 	p.starting = true
 	p.mu.Unlock()
+	if !x.s.countExec(c) {
+		x.t.Fatalf("exec %s: the init has exited", id)
+	}
 	w := x.s.watchStart()
 	if during != nil {
 		during()
@@ -435,10 +438,6 @@ func TestInitExitWithoutExecs(t *testing.T) {
 // (after startExec checked initExited). The exec's start succeeded, so
 // its exit must still come before the init's.
 func TestInitExitDuringExecStart(t *testing.T) {
-	skipBug(t, "exits.go: runningExecs is incremented in started(), after `runtime exec` returned; "+
-		"an init exit handled while the runtime exec runs sees runningExecs == 0 and is published at once, "+
-		"before the exec's start and exit events (containerd counts the exec in preStart, before running it, "+
-		"under the same lock as the init-exit check)")
 	t.Parallel()
 	x := newExitTest(t)
 	c := x.container("c1")
@@ -530,5 +529,40 @@ func TestSetExitedOnce(t *testing.T) {
 	}
 	if !p.isStopped() {
 		t.Error("isStopped = false")
+	}
+}
+
+// TestInitExitDuringFailedExecStart: the init exits while the runtime
+// starts an exec that then fails to start: the held init exit goes out
+// when the failure uncounts the exec (startExec's error path), and an exec
+// asked for afterwards is refused.
+func TestInitExitDuringFailedExecStart(t *testing.T) {
+	t.Parallel()
+	x := newExitTest(t)
+	c := x.container("c1")
+	initPid := fakePid(50)
+	x.create(c, initPid, nil)
+	x.start(c, nil)
+	if !x.s.countExec(c) {
+		t.Fatal("countExec refused an exec of a running container")
+	}
+	x.deliver(initPid, 3)
+	prefix := []string{fmt.Sprintf("create(c1 pid=%d)", initPid), fmt.Sprintf("start(c1 pid=%d)", initPid)}
+	x.expect(prefix...)
+	if exited(c.init) {
+		t.Fatal("the init's exit went out while an exec was being started")
+	}
+	x.s.execEnded(c) // the runtime exec failed
+	x.expect(append(prefix, fmt.Sprintf("exit(c1/c1 pid=%d status=3)", initPid))...)
+	if !exited(c.init) {
+		t.Error("the init's Wait channel is still open")
+	}
+	if x.s.countExec(c) {
+		t.Error("countExec counted an exec after the init exited")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runningExecs != 0 || c.pendingInitExit != nil {
+		t.Errorf("runningExecs %d, pending init exit %v", c.runningExecs, c.pendingInitExit)
 	}
 }

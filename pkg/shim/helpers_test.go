@@ -26,20 +26,6 @@ import (
 
 // Helpers shared by the package's tests.
 
-// runBugTests runs the tests that demonstrate known bugs (they are
-// skipped otherwise, to keep the suite green):
-//
-//	XSTACK_RUN_BUG_TESTS=1 go test ./pkg/shim/
-const runBugTestsEnv = "XSTACK_RUN_BUG_TESTS"
-
-// skipBug skips a test that fails because of a known bug in non-test code.
-func skipBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv(runBugTestsEnv) == "" {
-		t.Skipf("BUG: %s (set %s=1 to run)", bug, runBugTestsEnv)
-	}
-}
-
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {

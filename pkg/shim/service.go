@@ -248,12 +248,6 @@ func (s *Service) startInit(ctx context.Context, c *container) error {
 }
 
 func (s *Service) startExec(ctx context.Context, c *container, p *process) (err error) {
-	c.mu.Lock()
-	initExited := c.initExited
-	c.mu.Unlock()
-	if initExited {
-		return classf(errdefs.ErrFailedPrecondition, "cannot start exec %s: container %s has stopped", p.id, c.id)
-	}
 	p.mu.Lock()
 	if p.state != taskCreated || p.starting || p.pid != 0 {
 		state := p.state
@@ -262,13 +256,23 @@ func (s *Service) startExec(ctx context.Context, c *container, p *process) (err 
 	}
 	p.starting = true // until started() takes over
 	p.mu.Unlock()
+	// Counted before the runtime runs it: an init exit from now on waits
+	// for this exec's exit (or for its failure to start).
+	counted := s.countExec(c)
+	running := false
 	defer func() {
 		if err != nil {
 			p.mu.Lock()
 			p.starting = false
 			p.mu.Unlock()
+			if counted && !running {
+				s.execEnded(c)
+			}
 		}
 	}()
+	if !counted {
+		return classf(errdefs.ErrFailedPrecondition, "cannot start exec %s: container %s has stopped", p.id, c.id)
+	}
 
 	if p.io, err = openIO(p.stdio, c.namespace, c.id, s.reaper); err != nil {
 		return classf(errdefs.ErrInvalidArgument, "stdio of exec %s: %w", p.id, err)
@@ -302,6 +306,7 @@ func (s *Service) startExec(ctx context.Context, c *container, p *process) (err 
 		return fmt.Errorf("runtime exec: %w", err)
 	}
 	s.started(w, p, pid)
+	running = true // its exit, wherever it comes from, uncounts it
 	if console != nil {
 		master, err := console.receive()
 		if err == nil {
