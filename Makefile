@@ -18,7 +18,7 @@ NSENTER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 TESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 20m
 
-.PHONY: all build xrunc xshim xd xctl nsenter test unit integration fuzz bench lint protos install clean
+.PHONY: all build xrunc xshim xd xctl nsenter test unit integration fuzz bench bench-scale lint protos install clean
 
 all: build
 
@@ -47,7 +47,7 @@ nsenter:
 test: lint unit integration fuzz
 
 unit: build
-	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -race -count=1 $(TESTFLAGS) ./pkg/... ./cmd/... ./contrib/...
+	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -race -count=1 $(TESTFLAGS) ./pkg/... ./cmd/... ./contrib/... ./bench/...
 
 integration: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TESTFLAGS) ./integration/...
@@ -76,6 +76,10 @@ fuzz:
 
 bench: build
 	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) run ./bench
+
+# bench-scale: the daemons alone, then 1,000 running in each (a few minutes).
+bench-scale: build
+	XSTACK_BINDIR=$(abspath $(BINDIR)) $(GO) run ./bench -runtimes none -shims=false -daemon-scale 1000
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -75,8 +75,12 @@ type daemonSide struct {
 	sleeping []string
 	pids     map[string]int
 	lost     int
+	// restartRunning is how many ran at the restarts (the scale figures
+	// start more afterwards).
+	restartRunning int
 
 	run, detached, list, restart, stop []time.Duration
+	scale                              scaleSamples
 	err                                error
 	notes                              []string
 }
@@ -734,17 +738,26 @@ func (db *daemonBench) measure(b *bench) {
 			d.fail(fmt.Errorf("before the restarts: %w", err))
 			continue
 		}
-		d.pids = pids
+		d.pids, d.restartRunning = pids, len(pids)
 	}
 	for r := 0; r < db.o.daemonRestarts && !stop(); r++ {
 		for _, d := range rotate(db.live(), r) {
 			if stop() {
 				break
 			}
-			if err := db.restartOnce(d); err != nil {
-				d.fail(fmt.Errorf("restart %d: %w", r, err))
+			down, up, err := db.restartOnce(d)
+			if down > 0 {
+				d.stop = append(d.stop, down)
 			}
+			if err != nil {
+				d.fail(fmt.Errorf("restart %d: %w", r, err))
+				continue
+			}
+			d.restart = append(d.restart, up)
 		}
+	}
+	if db.o.daemonScale > 0 && !stop() {
+		db.measureScale(b)
 	}
 }
 
@@ -771,12 +784,11 @@ func (db *daemonBench) startSleeping(b *bench, n int) {
 // restartOnce stops d's daemon, checks that every container survived the
 // outage, starts the daemon again and times its start until its list
 // shows every container running, then checks that they kept their pids.
-func (db *daemonBench) restartOnce(d *daemonSide) error {
-	stop, err := db.stopDaemon(d)
-	if err != nil {
-		return err
+// It returns the time the daemon took to stop and to come back up.
+func (db *daemonBench) restartOnce(d *daemonSide) (down, up time.Duration, err error) {
+	if down, err = db.stopDaemon(d); err != nil {
+		return 0, 0, err
 	}
-	d.stop = append(d.stop, stop)
 	var dead []string
 	for id, pid := range d.pids {
 		if !procAlive(pid) {
@@ -786,25 +798,25 @@ func (db *daemonBench) restartOnce(d *daemonSide) error {
 	if len(dead) > 0 {
 		slices.Sort(dead)
 		d.lost += len(dead)
-		return fmt.Errorf("containers died while %s was down: %s", d.name, strings.Join(dead, " "))
+		return down, 0, fmt.Errorf("containers died while %s was down: %s", d.name, strings.Join(dead, " "))
 	}
 	start := time.Now()
 	if err := db.startDaemon(d); err != nil {
-		return err
+		return down, 0, err
 	}
 	if err := db.waitUp(d, len(d.pids)); err != nil {
-		return err
+		return down, 0, err
 	}
-	d.restart = append(d.restart, time.Since(start))
+	up = time.Since(start)
 	now, err := db.runningPids(d)
 	if err != nil {
-		return fmt.Errorf("after the restart: %w", err)
+		return down, up, fmt.Errorf("after the restart: %w", err)
 	}
 	if lost := comparePids(d.sleeping, d.pids, now); len(lost) > 0 {
 		d.lost += len(lost)
-		return fmt.Errorf("lost across the restart (missing or another pid): %s", strings.Join(lost, " "))
+		return down, up, fmt.Errorf("lost across the restart (missing or another pid): %s", strings.Join(lost, " "))
 	}
-	return nil
+	return down, up, nil
 }
 
 // comparePids returns the ids that are not in now, or (with before) have
@@ -1104,6 +1116,7 @@ type daemonSideReport struct {
 	Notes         []string          `json:"notes,omitempty"`
 	Figures       daemonFigures     `json:"figures"`
 	RestartMs     []jnum            `json:"restart_samples_ms"`
+	Scale         *scaleFigures     `json:"scale,omitempty"`
 }
 
 type daemonReport struct {
@@ -1158,8 +1171,8 @@ func (db *daemonBench) report() *daemonReport {
 				"list":         strings.Join(append([]string{d.client}, d.listArgs()...), " "),
 				"poll":         strings.Join(append([]string{d.client}, d.countArgs()...), " "),
 			},
-			Running: len(d.sleeping), Lost: d.lost, Notes: d.notes, Figures: f,
-			RestartMs: []jnum{},
+			Running: d.restartRunning, Lost: d.lost, Notes: d.notes, Figures: f,
+			RestartMs: []jnum{}, Scale: summarizeScale(d),
 		}
 		for _, ms := range Millis(d.restart) {
 			dr.RestartMs = append(dr.RestartMs, jnum(ms))
@@ -1239,6 +1252,7 @@ func printDaemonTable(buf *bytes.Buffer, r *daemonReport) {
 	for _, d := range r.Daemons {
 		fmt.Fprintf(buf, "  %s: %d running at the restarts, %d lost; restarts (ms): %s\n", d.Name, d.Running, d.Lost, fmtSamples(d.RestartMs))
 	}
+	printScaleTable(buf, r)
 	for _, d := range r.Daemons {
 		for _, n := range d.Notes {
 			fmt.Fprintf(buf, "  note: %s: %s\n", d.Name, n)

@@ -9,6 +9,7 @@
 //	XSTACK_BINDIR=/work/main/bin go run ./bench [-runtimes=xrunc,runc,crun|none] [-n 20] [-json]
 //		[-shims=true] [-shim-containers 20] [-shim-runtimes runc,xrunc] [-shim-settle 2s]
 //		[-daemons=true] [-daemon-n 20] [-daemon-list 20] [-daemon-restart 100] [-daemon-restarts 5]
+//		[-daemon-scale 0]
 //		[-daemon-image FILE]
 //
 // -runtimes none skips the runtime benchmarks, -shims=false the shim
@@ -117,7 +118,14 @@
 //     still alive, start the daemon again and time from the start of the new
 //     process until its list shows all of them running, polled every 10 ms
 //     (`xctl ps -q` lines, `ctr task ls` RUNNING rows); then every container
-//     must have kept its init pid, or it counts as lost and the run fails.
+//     must have kept its init pid, or it counts as lost and the run fails;
+//   - with -daemon-scale N (make bench-scale: 1,000), the scale figures of
+//     reference.md: more sleeping containers up to N in each, then, after
+//     2 s, the daemon process's RSS, PSS and threads (smaps_rollup,
+//     status), the listing timed -daemon-n times after -warmup, one more
+//     restart timed as above, and after 2 s the daemon's memory again.
+//     xd's targets are absolute: its list under 100 ms (median), its RSS
+//     under 100 MiB (both readings).
 //
 // The report has the medians (p90, max), the ratios xd/containerd and
 // whether reference.md's targets are met (run --rm ≤ 0.33, list ≤ 0.5,

@@ -47,6 +47,7 @@ type options struct {
 	daemonList     int
 	daemonRestart  int
 	daemonRestarts int
+	daemonScale    int
 	daemonImage    string
 	xd, xctl       string
 	containerd     string
@@ -107,6 +108,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.daemonList, "daemon-list", 20, "running containers per daemon while listing")
 	fs.IntVar(&o.daemonRestart, "daemon-restart", 100, "running containers per daemon at the restarts (≥ -daemon-list)")
 	fs.IntVar(&o.daemonRestarts, "daemon-restarts", 5, "restarts per daemon")
+	fs.IntVar(&o.daemonScale, "daemon-scale", 0, "then bring each daemon to this many running (reference.md's scale: 1000) for the scale figures; 0 skips them")
 	fs.StringVar(&o.daemonImage, "daemon-image", "", "OCI image-layout tar to import (default: built with contrib/busybox-image)")
 	fs.StringVar(&o.xd, "xd", defXd, "xd binary (default $XSTACK_BINDIR/xd)")
 	fs.StringVar(&o.xctl, "xctl", defXctl, "xctl binary (default $XSTACK_BINDIR/xctl)")
@@ -119,8 +121,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -n and -shim-containers must be ≥ 1, -warmup and -shim-settle ≥ 0, and no arguments")
 		return 2
 	}
-	if o.daemonN < 1 || o.daemonList < 1 || o.daemonRestart < o.daemonList || o.daemonRestarts < 1 {
-		fmt.Fprintln(stderr, "bench: -daemon-n, -daemon-list and -daemon-restarts must be ≥ 1, -daemon-restart ≥ -daemon-list")
+	if o.daemonN < 1 || o.daemonList < 1 || o.daemonRestart < o.daemonList || o.daemonRestarts < 1 ||
+		(o.daemonScale != 0 && o.daemonScale < o.daemonRestart) {
+		fmt.Fprintln(stderr, "bench: -daemon-n, -daemon-list and -daemon-restarts must be ≥ 1, -daemon-restart ≥ -daemon-list, -daemon-scale 0 or ≥ -daemon-restart")
 		return 2
 	}
 	if os.Geteuid() != 0 {
