@@ -43,7 +43,10 @@
 // process, by the same code for every runtime. The runtimes alternate within
 // each iteration, in a rotating order, so noise on this shared machine hits
 // all of them alike; the ratios (xrunc/runc, xrunc/crun, or crun/runc when
-// xrunc is absent) are what counts, not absolute times.
+// xrunc is absent) are what counts, not absolute times. A line says
+// whether xrunc meets reference.md's targets: lifecycle and run + delete
+// ≤ 1.0× crun's, create, start, state and delete each ≤ crun's (medians),
+// create's peak RSS ≤ 5 MiB.
 //
 // Each runtime has its own temp --root and --log; stdio of the runtime, and
 // so of the container, is /dev/null. Every container gets the cgroupsPath

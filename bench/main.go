@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -592,6 +593,42 @@ var metrics = []metric{
 	{"create_maxrss", 2, "create, median", func(f *figures) Summary { return f.CreateRSS }, false},
 }
 
+// runtimeTargets are reference.md's targets for xrunc: ratios to crun's
+// medians, or (ratio false) a ceiling on xrunc's own figure.
+var runtimeTargets = []struct {
+	key, label string
+	limit      float64
+	ratio      bool
+}{
+	{"lifecycle_median", "lifecycle ≤ 1.0× crun", 1, true},
+	{"run_delete_median", "run + delete ≤ 1.0× crun", 1, true},
+	{"create", "create ≤ crun", 1, true},
+	{"start", "start ≤ crun", 1, true},
+	{"state", "state ≤ crun", 1, true},
+	{"delete", "delete ≤ crun", 1, true},
+	{"create_maxrss", "create peak RSS ≤ 5 MiB", 5, false},
+}
+
+// runtimeTargetsMet checks xrunc's figures x against runtimeTargets; ratio
+// targets need crun's figures (nil: not checked).
+func runtimeTargetsMet(x, crun *figures) map[string]bool {
+	met := map[string]bool{}
+	for _, t := range runtimeTargets {
+		i := slices.IndexFunc(metrics, func(m metric) bool { return m.key == t.key })
+		v := metrics[i].value(x)
+		if t.ratio {
+			if crun == nil {
+				continue
+			}
+			v = Ratio(v, metrics[i].value(crun))
+		}
+		if !math.IsNaN(v) {
+			met[t.key] = v <= t.limit
+		}
+	}
+	return met
+}
+
 func (m metric) value(f *figures) float64 {
 	s := m.get(f)
 	if m.p90 {
@@ -633,11 +670,14 @@ type report struct {
 	Runtimes []runtimeReport `json:"runtimes"`
 	Skipped  []skipped       `json:"skipped,omitempty"`
 	Ratios   []ratioReport   `json:"ratios"`
-	Floor    *floorReport    `json:"floor,omitempty"`
-	RSS      rssReport       `json:"create_rss_method"`
-	Shims    *shimReport     `json:"shims,omitempty"`
-	Daemons  *daemonReport   `json:"daemons,omitempty"`
-	OK       bool            `json:"ok"`
+	// TargetMet says whether xrunc met each of reference.md's targets,
+	// by metric key.
+	TargetMet map[string]bool `json:"target_met,omitempty"`
+	Floor     *floorReport    `json:"floor,omitempty"`
+	RSS       rssReport       `json:"create_rss_method"`
+	Shims     *shimReport     `json:"shims,omitempty"`
+	Daemons   *daemonReport   `json:"daemons,omitempty"`
+	OK        bool            `json:"ok"`
 }
 
 // rssReport says how the peak RSS of create is measured.
@@ -689,6 +729,9 @@ func (b *bench) report() *report {
 		// No xrunc: compare the references so the harness can be checked
 		// against reference.md (crun ≈ 0.5× runc).
 		pairs = append(pairs, [2]string{"crun", "runc"})
+	}
+	if figs["xrunc"] != nil {
+		r.TargetMet = runtimeTargetsMet(figs["xrunc"], figs["crun"])
 	}
 	for _, p := range pairs {
 		rr := ratioReport{Ratio: p[0] + "/" + p[1], Num: p[0], Den: p[1], Values: map[string]jnum{}}
@@ -772,6 +815,19 @@ func printTable(w io.Writer, r *report) {
 	}
 	if len(r.Runtimes) > 0 {
 		fmt.Fprintf(&buf, "  RSS method: %s; /bin/true reads %s MiB\n", r.RSS.Method, fmtNum(float64(r.RSS.FloorMiB), 1))
+	}
+	if len(r.TargetMet) > 0 {
+		var verdicts []string
+		for _, t := range runtimeTargets {
+			if met, ok := r.TargetMet[t.key]; ok {
+				v := "met"
+				if !met {
+					v = "NOT met"
+				}
+				verdicts = append(verdicts, t.label+" "+v)
+			}
+		}
+		fmt.Fprintf(&buf, "  target (reference.md) xrunc (medians): %s\n", strings.Join(verdicts, ", "))
 	}
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&buf, "\nfloor: %s: median %s ms, p90 %s ms (n=%d)\n",
