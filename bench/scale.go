@@ -53,15 +53,7 @@ func (db *daemonBench) measureScale(b *bench) {
 	if stop() {
 		return
 	}
-	time.Sleep(scaleSettle)
-	for _, d := range db.live() {
-		m, err := readProcMem(d.cmd.Process.Pid)
-		if err != nil {
-			d.fail(fmt.Errorf("scale: memory of %s: %w", d.name, err))
-			continue
-		}
-		d.scale.mem = m
-	}
+	db.readScaleMem("", func(d *daemonSide, m procMem) { d.scale.mem = m })
 	for i := 0; i < b.o.warmup+db.o.daemonN && !stop(); i++ {
 		for _, d := range rotate(db.live(), i) {
 			dur, err := db.clientTimed(d, d.listArgs()...)
@@ -85,14 +77,19 @@ func (db *daemonBench) measureScale(b *bench) {
 		}
 		d.scale.restart = up
 	}
+	db.readScaleMem(" after the restart", func(d *daemonSide, m procMem) { d.scale.memRestarted = m })
+}
+
+// readScaleMem reads each daemon's memory once scaleSettle has passed.
+func (db *daemonBench) readScaleMem(when string, set func(*daemonSide, procMem)) {
 	time.Sleep(scaleSettle)
 	for _, d := range db.live() {
 		m, err := readProcMem(d.cmd.Process.Pid)
 		if err != nil {
-			d.fail(fmt.Errorf("scale: memory of %s after the restart: %w", d.name, err))
+			d.fail(fmt.Errorf("scale: memory of %s%s: %w", d.name, when, err))
 			continue
 		}
-		d.scale.memRestarted = m
+		set(d, m)
 	}
 }
 

@@ -128,6 +128,36 @@ func TestHookFailure(t *testing.T) {
 	})
 }
 
+// TestPoststartFailure: a failing poststart hook fails start with the
+// hook's output in the error and stops the container (runtime-spec 1.3:
+// "generate an error, stop the container"); delete then leaves nothing.
+func TestPoststartFailure(t *testing.T) {
+	t.Parallel()
+	testenv.ForEachRuntime(t, func(t *testing.T, rt *testenv.Runtime) {
+		rt.SkipIf(t, "runc", "runc 1.1.5 runs poststart hooks in create, not after the program started (runc 1.2 fixed it)")
+		b := testenv.NewBundle(t, testenv.WithArgs("/bin/sleep", "60"), testenv.WithSpec(func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo poststart-said-no >&2; exit 5"}}}}
+		}))
+		snap := testenv.TakeSnapshot(t)
+		c, r := rt.TryCreate(t, b)
+		if r.Code != 0 {
+			t.Fatalf("create: %s", r)
+		}
+		r = rt.Run(t, "start", c.ID)
+		if r.Code == 0 {
+			t.Fatalf("start succeeded with a failing poststart hook")
+		}
+		if msg := rt.ErrorText(t, r); !strings.Contains(msg, "poststart-said-no") && !strings.Contains(msg, "exit status 5") {
+			t.Errorf("error does not mention the hook: %q", msg)
+		}
+		rt.WaitStatus(t, c.ID, "stopped", shortWait)
+		if r := rt.Run(t, "delete", c.ID); r.Code != 0 {
+			t.Fatalf("delete after the failed start: %s", r)
+		}
+		snap.AssertNoLeaks(t, rt, b, c.ID)
+	})
+}
+
 // TestPoststopFailureWarns: a failing poststop hook does not fail delete,
 // and (runtime-spec: log a warning, continue as if it had succeeded) the
 // hooks after it still run and the failure is a warning in the log.

@@ -8,5 +8,8 @@ var (
 	Commit  = "unknown"
 )
 
-// OCISpec is the newest OCI runtime-spec version xrunc implements.
-const OCISpec = "1.2.0"
+// OCISpec is the newest OCI runtime-spec version xrunc implements: 1.3's
+// Linux additions (netDevices, memoryPolicy) and its poststart rule (a
+// failing hook fails start and stops the container) are in; intelRdt is
+// refused with the reason, as on a host without resctrl.
+const OCISpec = "1.3.0"

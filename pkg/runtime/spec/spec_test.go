@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		{"version garbage", func(s *specs.Spec, _ string) { s.Version = "latest" }, "ociVersion: unsupported"},
 		{"version dev ok", func(s *specs.Spec, _ string) { s.Version = "1.0.2-dev" }, ""},
 		{"version 1.2.0 ok", func(s *specs.Spec, _ string) { s.Version = "1.2.0" }, ""},
+		{"version 1.3.0 ok", func(s *specs.Spec, _ string) { s.Version = "1.3.0" }, ""},
 		{"version major only ok", func(s *specs.Spec, _ string) { s.Version = "1" }, ""},
 
 		// root
