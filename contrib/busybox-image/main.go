@@ -21,17 +21,20 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func main() {
 	out := flag.String("o", "busybox.tar", "output tar")
 	name := flag.String("name", "xstack.local/busybox:latest", "image name recorded in the archive")
 	format := flag.String("format", "oci", "oci (image layout) or docker (docker-archive)")
+	compression := flag.String("compression", "gzip", "layer compression of an oci image: gzip or zstd")
 	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary to put in the image")
 	var extra addFlags
 	flag.Var(&extra, "add", "SRC:DST: also put host file SRC at DST in the image, mode 0755 (repeatable)")
 	flag.Parse()
-	if err := build(*out, *name, *format, *busybox, extra); err != nil {
+	if err := build(*out, *name, *format, *compression, *busybox, extra); err != nil {
 		fmt.Fprintf(os.Stderr, "busybox-image: %v\n", err)
 		os.Exit(1)
 	}
@@ -118,7 +121,36 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func build(out, name, format, busybox string, extra []string) error {
+// compressLayer returns the layer compressed as asked, and its media type.
+func compressLayer(raw []byte, compression string) ([]byte, string, error) {
+	var buf bytes.Buffer
+	switch compression {
+	case "gzip":
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(raw); err != nil {
+			return nil, "", err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, "", err
+		}
+		return buf.Bytes(), "application/vnd.oci.image.layer.v1.tar+gzip", nil
+	case "zstd":
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := zw.Write(raw); err != nil {
+			return nil, "", err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, "", err
+		}
+		return buf.Bytes(), "application/vnd.oci.image.layer.v1.tar+zstd", nil
+	}
+	return nil, "", fmt.Errorf("unknown compression %q (gzip or zstd)", compression)
+}
+
+func build(out, name, format, compression, busybox string, extra []string) error {
 	raw, err := layer(busybox, extra)
 	if err != nil {
 		return err
@@ -165,16 +197,15 @@ func build(out, name, format, busybox string, extra []string) error {
 			return err
 		}
 	case "oci":
-		var gz bytes.Buffer
-		zw := gzip.NewWriter(&gz)
-		zw.Write(raw)
-		zw.Close()
-		layerGz := gz.Bytes()
+		layerZ, layerType, err := compressLayer(raw, compression)
+		if err != nil {
+			return err
+		}
 		manifest, _ := json.Marshal(map[string]any{
 			"schemaVersion": 2,
 			"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 			"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + sha(config), "size": len(config)},
-			"layers":        []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + sha(layerGz), "size": len(layerGz)}},
+			"layers":        []any{map[string]any{"mediaType": layerType, "digest": "sha256:" + sha(layerZ), "size": len(layerZ)}},
 		})
 		tag := name[strings.LastIndex(name, ":")+1:]
 		index, _ := json.Marshal(map[string]any{
@@ -192,7 +223,7 @@ func build(out, name, format, busybox string, extra []string) error {
 		}{
 			{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 			{"blobs/sha256/" + sha(config), config},
-			{"blobs/sha256/" + sha(layerGz), layerGz},
+			{"blobs/sha256/" + sha(layerZ), layerZ},
 			{"blobs/sha256/" + sha(manifest), manifest},
 			{"index.json", index},
 		} {

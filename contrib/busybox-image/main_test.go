@@ -3,12 +3,15 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestLayerNamesEachPathOnce: containers/storage (podman load) rejects a
@@ -72,5 +75,39 @@ func TestLayerNamesEachPathOnce(t *testing.T) {
 				t.Errorf("bin/sh applet link missing: %+v", h)
 			}
 		})
+	}
+}
+
+// TestCompressLayer: each compression round-trips and is typed as OCI
+// names it; an unknown one is refused.
+func TestCompressLayer(t *testing.T) {
+	raw := bytes.Repeat([]byte("layer bytes "), 1000)
+	for _, tc := range []struct {
+		compression, mediaType string
+		decompress             func(io.Reader) (io.Reader, error)
+	}{
+		{"gzip", "application/vnd.oci.image.layer.v1.tar+gzip", func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+		{"zstd", "application/vnd.oci.image.layer.v1.tar+zstd", func(r io.Reader) (io.Reader, error) { return zstd.NewReader(r) }},
+	} {
+		t.Run(tc.compression, func(t *testing.T) {
+			z, mt, err := compressLayer(raw, tc.compression)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mt != tc.mediaType {
+				t.Errorf("media type %q, want %q", mt, tc.mediaType)
+			}
+			r, err := tc.decompress(bytes.NewReader(z))
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(back, raw) {
+				t.Errorf("round trip: %d bytes, %v", len(back), err)
+			}
+		})
+	}
+	if _, _, err := compressLayer(raw, "lz4"); err == nil || !strings.Contains(err.Error(), "lz4") {
+		t.Errorf("unknown compression: %v", err)
 	}
 }

@@ -44,7 +44,8 @@ func TestMain(m *testing.M) {
 }
 
 // images builds the test image once, as an OCI layout tar and a
-// docker-archive tar, with /xtest (integration/inside) in it.
+// docker-archive tar, with /xtest (integration/inside) in it (and as an
+// OCI layout with a zstd layer, see zstdImage).
 func images(t *testing.T) (oci, docker string) {
 	t.Helper()
 	imagesOnce.Do(func() {
@@ -58,12 +59,14 @@ func images(t *testing.T) (oci, docker string) {
 			return
 		}
 		xtest := testenv.XtestBinary(t)
-		for _, format := range []string{"oci", "docker"} {
-			cmd := exec.Command("go", "run", "./contrib/busybox-image", "-format", format,
-				"-o", filepath.Join(imagesDir, format+".tar"), "-name", testImage, "-add", xtest+":/xtest")
+		for _, v := range []struct{ file, format, compression string }{
+			{"oci.tar", "oci", "gzip"}, {"docker.tar", "docker", "gzip"}, {"oci-zstd.tar", "oci", "zstd"},
+		} {
+			cmd := exec.Command("go", "run", "./contrib/busybox-image", "-format", v.format, "-compression", v.compression,
+				"-o", filepath.Join(imagesDir, v.file), "-name", testImage, "-add", xtest+":/xtest")
 			cmd.Dir = repo
 			if out, err := cmd.CombinedOutput(); err != nil {
-				imagesErr = fmt.Errorf("build %s image: %v\n%s", format, err, out)
+				imagesErr = fmt.Errorf("build %s image: %v\n%s", v.file, err, out)
 				return
 			}
 		}
@@ -72,6 +75,13 @@ func images(t *testing.T) (oci, docker string) {
 		t.Fatal(imagesErr)
 	}
 	return filepath.Join(imagesDir, "oci.tar"), filepath.Join(imagesDir, "docker.tar")
+}
+
+// zstdImage is the test image as an OCI layout whose layer is zstd.
+func zstdImage(t *testing.T) string {
+	t.Helper()
+	images(t)
+	return filepath.Join(imagesDir, "oci-zstd.tar")
 }
 
 func binary(t *testing.T, name string) string {

@@ -55,6 +55,28 @@ func TestPull(t *testing.T) {
 	}
 }
 
+// TestZstdLayers: an image whose layer is zstd-compressed (what
+// containerd 1.5+ runs too) imports, pulls from a registry, and runs.
+func TestZstdLayers(t *testing.T) {
+	d := newDaemon(t)
+	archive := zstdImage(t)
+	if out := d.ok("images", "import", archive); !strings.Contains(out, testImage) {
+		t.Fatalf("import printed %q", out)
+	}
+	if got := d.ok("run", "--rm", testImage, "echo", "from zstd"); got != "from zstd\n" {
+		t.Fatalf("run imported zstd image: %q", got)
+	}
+	d.ok("images", "rm", testImage)
+
+	addr := registrytest.Start(t, false)
+	ref := addr + "/test/busybox:zstd"
+	registrytest.Push(t, "oci-archive:"+archive, ref, false)
+	d.pull(ref)
+	if got := d.ok("run", "--rm", ref, "echo", "pulled zstd"); got != "pulled zstd\n" {
+		t.Fatalf("run pulled zstd image: %q", got)
+	}
+}
+
 // TestPullTLS: xctl pulls from a loopback registry that speaks only https
 // (a self-signed certificate, as such registries have) without any flag.
 func TestPullTLS(t *testing.T) {

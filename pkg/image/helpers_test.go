@@ -11,6 +11,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -57,6 +58,28 @@ func tarOf(t *testing.T, files map[string]string) []byte {
 		}
 	}
 	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// zstdOf compresses b as one streamed zstd frame with the given window
+// (0: the encoder's default).
+func zstdOf(t *testing.T, b []byte, window int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
+	if window > 0 {
+		opts = append(opts, zstd.WithWindowSize(window))
+	}
+	zw, err := zstd.NewWriter(&buf, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

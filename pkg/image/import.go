@@ -396,8 +396,8 @@ func sniffLayerType(cs *content.Store, d digest.Digest) (string, error) {
 	switch {
 	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		return ocispec.MediaTypeImageLayerGzip, nil
-	case n == 4 && magic == [4]byte{0x28, 0xb5, 0x2f, 0xfd}:
-		return "", errors.New("zstd-compressed layer is unsupported")
+	case n == 4 && magic == zstdMagic:
+		return ocispec.MediaTypeImageLayerZstd, nil
 	}
 	return ocispec.MediaTypeImageLayer, nil
 }

@@ -39,7 +39,7 @@ func isConfig(mt string) bool {
 }
 
 // layerCompression classifies a layer media type: "" for plain tar, "gzip",
-// or an error for what xstack cannot unpack.
+// "zstd", or an error for what xstack cannot unpack.
 func layerCompression(mt string) (string, error) {
 	switch mt {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerNonDistributable, //nolint:staticcheck // still seen in the wild
@@ -50,7 +50,7 @@ func layerCompression(mt string) (string, error) {
 		return "gzip", nil
 	case ocispec.MediaTypeImageLayerZstd, ocispec.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
 		MediaTypeDockerLayerZstd:
-		return "", fmt.Errorf("layer media type %s: zstd compression is unsupported", mt)
+		return "zstd", nil
 	default:
 		return "", fmt.Errorf("unsupported layer media type %q", mt)
 	}

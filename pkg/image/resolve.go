@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -204,9 +205,16 @@ func resolveImage(cs *content.Store, mdesc ocispec.Descriptor, m *ocispec.Manife
 	return nil
 }
 
+// zstdMagic starts every zstd frame.
+var zstdMagic = [4]byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// maxZstdWindow bounds the memory a zstd layer can make the decoder take:
+// 128 MiB is zstd's --long default, more than any image tool writes.
+const maxZstdWindow = 128 << 20
+
 // OpenLayer returns the uncompressed tar stream of a layer. Compression
 // follows the media type; layers typed as plain tar are still sniffed for
-// the gzip magic, because docker-archive tools are lax about it.
+// the gzip and zstd magics, because docker-archive tools are lax about it.
 func OpenLayer(cs *content.Store, layer ocispec.Descriptor) (io.ReadCloser, error) {
 	comp, err := layerCompression(layer.MediaType)
 	if err != nil {
@@ -218,25 +226,57 @@ func OpenLayer(cs *content.Store, layer ocispec.Descriptor) (io.ReadCloser, erro
 	}
 	br := bufio.NewReaderSize(f, 64<<10)
 	if comp == "" {
-		magic, err := br.Peek(2)
+		magic, err := br.Peek(4)
 		if err != nil && !errors.Is(err, io.EOF) {
 			f.Close()
 			return nil, fmt.Errorf("open layer %s: %w", layer.Digest, err)
 		}
-		if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		switch {
+		case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 			comp = "gzip"
+		case len(magic) == 4 && [4]byte(magic) == zstdMagic:
+			comp = "zstd"
 		}
 	}
-	if comp == "" {
-		return &layerReader{Reader: br, closers: []io.Closer{f}}, nil
+	switch comp {
+	case "gzip":
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open layer %s: gzip: %w", layer.Digest, err)
+		}
+		return &layerReader{Reader: zr, closers: []io.Closer{zr, f}}, nil
+	case "zstd":
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open layer %s: zstd: %w", layer.Digest, err)
+		}
+		// zstd reports a bad stream only when read: name what was read.
+		named := errorPrefixer{r: zr, prefix: fmt.Sprintf("layer %s: zstd", layer.Digest)}
+		return &layerReader{Reader: named, closers: []io.Closer{closerFunc(zr.Close), f}}, nil
 	}
-	zr, err := gzip.NewReader(br)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open layer %s: gzip: %w", layer.Digest, err)
-	}
-	return &layerReader{Reader: zr, closers: []io.Closer{zr, f}}, nil
+	return &layerReader{Reader: br, closers: []io.Closer{f}}, nil
 }
+
+// errorPrefixer prefixes the read errors of r, io.EOF aside.
+type errorPrefixer struct {
+	r      io.Reader
+	prefix string
+}
+
+func (e errorPrefixer) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%s: %w", e.prefix, err)
+	}
+	return n, err
+}
+
+// closerFunc makes a Close without a result an io.Closer.
+type closerFunc func()
+
+func (c closerFunc) Close() error { c(); return nil }
 
 type layerReader struct {
 	io.Reader

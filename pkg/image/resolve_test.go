@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -39,12 +40,17 @@ func TestResolve(t *testing.T) {
 	bmBytes := mustJSON(t, bm)
 	bmDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(bmBytes), Size: int64(len(bmBytes))}
 
-	// A zstd layer.
-	zm := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: amd.cfgDesc, Layers: append([]ocispec.Descriptor(nil), amd.layerDesc...)}
-	zm.SchemaVersion = 2
-	zm.Layers[0].MediaType = ocispec.MediaTypeImageLayerZstd
-	zmBytes := mustJSON(t, zm)
-	zmDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(zmBytes), Size: int64(len(zmBytes))}
+	// A layer typed zstd (resolving does not read layers), and one of a
+	// compression xstack does not know.
+	withLayerType := func(mt string) ([]byte, ocispec.Descriptor) {
+		m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: amd.cfgDesc, Layers: append([]ocispec.Descriptor(nil), amd.layerDesc...)}
+		m.SchemaVersion = 2
+		m.Layers[0].MediaType = mt
+		b := mustJSON(t, m)
+		return b, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	}
+	zmBytes, zmDesc := withLayerType(ocispec.MediaTypeImageLayerZstd)
+	lzBytes, lzDesc := withLayerType("application/vnd.oci.image.layer.v1.tar+lz4")
 
 	tests := []struct {
 		name    string
@@ -71,7 +77,8 @@ func TestResolve(t *testing.T) {
 			target: amd.desc, wantErr: "layer 0"},
 		{name: "diff_ids mismatch", blobs: []map[digest.Digest][]byte{amd.blobs(), {bmDesc.Digest: bmBytes, bm.Config.Digest: badCfg}},
 			target: bmDesc, wantErr: "1 diff_ids but manifest has 2 layers"},
-		{name: "zstd", blobs: []map[digest.Digest][]byte{amd.blobs(), {zmDesc.Digest: zmBytes}}, target: zmDesc, wantErr: "zstd compression is unsupported"},
+		{name: "zstd layer", blobs: []map[digest.Digest][]byte{amd.blobs(), {zmDesc.Digest: zmBytes}}, target: zmDesc, want: amd, nBlobs: 4},
+		{name: "lz4 layer", blobs: []map[digest.Digest][]byte{amd.blobs(), {lzDesc.Digest: lzBytes}}, target: lzDesc, wantErr: `unsupported layer media type "application/vnd.oci.image.layer.v1.tar+lz4"`},
 		{name: "wrong descriptor size", blobs: []map[digest.Digest][]byte{amd.blobs()},
 			target: ocispec.Descriptor{MediaType: amd.desc.MediaType, Digest: amd.desc.Digest, Size: 3}, wantErr: "size"},
 		{name: "arm64 manifest directly", blobs: []map[digest.Digest][]byte{arm.blobs()}, target: arm.desc, wantErr: "is for linux/arm64"},
@@ -128,8 +135,12 @@ func TestOpenLayer(t *testing.T) {
 	files := map[string]string{"hello.txt": "world"}
 	raw := tarOf(t, files)
 	gz := gzipOf(t, raw)
+	zst := zstdOf(t, raw, 0)
+	// A frame asking for a 256 MiB window, over the decoder's bound: a
+	// layer must not make xd reserve that much.
+	wide := zstdOf(t, bytes.Repeat(raw, 100), 256<<20)
 	cs := newTestStore(t)
-	storeAll(t, cs, map[digest.Digest][]byte{digest.FromBytes(raw): raw, digest.FromBytes(gz): gz})
+	storeAll(t, cs, map[digest.Digest][]byte{digest.FromBytes(raw): raw, digest.FromBytes(gz): gz, digest.FromBytes(zst): zst, digest.FromBytes(wide): wide})
 	tests := []struct {
 		name    string
 		desc    ocispec.Descriptor
@@ -140,13 +151,23 @@ func TestOpenLayer(t *testing.T) {
 		{"docker gzip", ocispec.Descriptor{MediaType: MediaTypeDockerLayerGzip, Digest: digest.FromBytes(gz)}, ""},
 		{"docker tar that is gzip", ocispec.Descriptor{MediaType: MediaTypeDockerLayer, Digest: digest.FromBytes(gz)}, ""},
 		{"gzip type but plain", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(raw)}, "gzip"},
-		{"zstd", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerZstd, Digest: digest.FromBytes(raw)}, "unsupported"},
+		{"oci zstd", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerZstd, Digest: digest.FromBytes(zst)}, ""},
+		{"docker zstd", ocispec.Descriptor{MediaType: MediaTypeDockerLayerZstd, Digest: digest.FromBytes(zst)}, ""},
+		{"oci tar that is zstd", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(zst)}, ""},
+		{"zstd type but plain", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerZstd, Digest: digest.FromBytes(raw)}, "zstd"},
+		{"zstd window too large", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerZstd, Digest: digest.FromBytes(wide)}, "window"},
+		{"unknown compression", ocispec.Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+lz4", Digest: digest.FromBytes(raw)}, "unsupported layer media type"},
 		{"missing", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString("x")}, "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc, err := OpenLayer(cs, tt.desc)
 			if tt.wantErr != "" {
+				// A bad stream may show only once read (zstd reads lazily).
+				if err == nil {
+					_, err = io.Copy(io.Discard, rc)
+					rc.Close()
+				}
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
 				}
