@@ -432,6 +432,11 @@ func (d *daemon) cleanup() {
 		e.Wait()
 	}
 	d.stopContainerd()
+	// A shim leaves after its Shutdown reply, on its own time (containerd
+	// does not wait for it): give it a moment, then it is a leak.
+	for deadline := time.Now().Add(5 * time.Second); len(d.shimPids()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if pids := d.shimPids(); len(pids) > 0 {
 		t.Errorf("cleanup: shims still running after their containers were deleted: %v", pids)
 		for _, pid := range pids {
