@@ -18,11 +18,6 @@ import (
 // host scope addresses belong where the device was). If one fails, those
 // already moved go back under their old names.
 func Move(devices map[string]string, ns *os.File) (err error) {
-	own, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return fmt.Errorf("open our network namespace: %w", err)
-	}
-	defer own.Close()
 	host, err := dial()
 	if err != nil {
 		return err
@@ -34,12 +29,10 @@ func Move(devices map[string]string, ns *os.File) (err error) {
 	}
 	defer inside.close()
 
-	var moved []string // names inside
+	moved := map[string]string{} // the subset of devices that left
 	defer func() {
-		if err != nil {
-			for _, name := range moved {
-				moveBack(inside, int(own.Fd()), name, hostNameOf(devices, name))
-			}
+		if err != nil && len(moved) > 0 {
+			MoveBack(moved, ns)
 		}
 	}()
 	hostNames := make([]string, 0, len(devices))
@@ -48,10 +41,9 @@ func Move(devices map[string]string, ns *os.File) (err error) {
 	}
 	slices.Sort(hostNames)
 	for _, hostName := range hostNames {
-		name := nameInside(devices, hostName)
-		movedIt, err := moveOne(host, inside, int(ns.Fd()), hostName, name)
+		movedIt, err := moveOne(host, inside, int(ns.Fd()), hostName, nameInside(devices, hostName))
 		if movedIt {
-			moved = append(moved, name)
+			moved[hostName] = devices[hostName]
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", hostName, err)
@@ -65,15 +57,6 @@ func nameInside(devices map[string]string, hostName string) string {
 		return name
 	}
 	return hostName
-}
-
-func hostNameOf(devices map[string]string, name string) string {
-	for hostName := range devices {
-		if nameInside(devices, hostName) == name {
-			return hostName
-		}
-	}
-	return name
 }
 
 // dialIn opens a rtnetlink socket in the network namespace nsFd. The
@@ -133,9 +116,9 @@ func moveOne(host, inside *conn, nsFd int, hostName, name string) (moved bool, e
 }
 
 // MoveBack returns devices that Move moved into ns to ours, under their
-// old names, as far as it can: the container is being torn down, and with
-// its namespace a virtual device would go. ns may have no process left in
-// it: the open file keeps it.
+// old names, as far as it can: the container is being torn down (or Move
+// failed), and with its namespace a virtual device would go. ns may have
+// no process left in it: the open file keeps it.
 func MoveBack(devices map[string]string, ns *os.File) {
 	own, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
@@ -148,14 +131,8 @@ func MoveBack(devices map[string]string, ns *os.File) {
 	}
 	defer inside.close()
 	for hostName := range devices {
-		moveBack(inside, int(own.Fd()), nameInside(devices, hostName), hostName)
-	}
-}
-
-// moveBack returns a moved device to our namespace under its old name, as
-// far as it can: the container is being torn down.
-func moveBack(inside *conn, ownNs int, name, hostName string) {
-	if l, err := inside.linkByName(name); err == nil {
-		_ = inside.setNamespace(l.index, ownNs, hostName)
+		if l, err := inside.linkByName(nameInside(devices, hostName)); err == nil {
+			_ = inside.setNamespace(l.index, int(own.Fd()), hostName)
+		}
 	}
 }
