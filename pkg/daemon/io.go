@@ -120,27 +120,3 @@ func (s *Server) resizePty(ctx context.Context, r *xdv1.ResizePtyRequest) error 
 	}
 	return nil
 }
-
-func (s *Server) pids(ctx context.Context, id string) (*xdv1.PidsResponse, error) {
-	t, err := s.requireTask(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := t.shim.Task().Pids(ctx, &taskapi.PidsRequest{ID: id})
-	if err != nil {
-		return nil, errgrpc.ToNative(err)
-	}
-	t.mu.Lock()
-	byPid := map[uint32]string{}
-	for execID, p := range t.procs {
-		if execID != "" {
-			byPid[p.pid] = execID
-		}
-	}
-	t.mu.Unlock()
-	out := &xdv1.PidsResponse{}
-	for _, pi := range resp.Processes {
-		out.Processes = append(out.Processes, &xdv1.ProcessInfo{Pid: pi.Pid, ExecId: byPid[pi.Pid]})
-	}
-	return out, nil
-}

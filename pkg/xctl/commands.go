@@ -91,8 +91,13 @@ func commands() []*command {
 				_, err := c.Tasks().Resume(ctx, &xdv1.ContainerRequest{ContainerId: id})
 				return err
 			})},
-		{name: "top", usage: "List a container's processes", argsUsage: "CONTAINER", minArgs: 1, maxArgs: 1, run: runTop},
-		{name: "stats", usage: "Print a container's cgroup metrics as JSON", argsUsage: "CONTAINER", minArgs: 1, maxArgs: 1, run: runStats},
+		{name: "top", usage: "List a container's processes", argsUsage: "CONTAINER", minArgs: 1, maxArgs: 1, run: runTop,
+			flags: []*flagDef{formatFlag("table or json")}},
+		{name: "stats", usage: "Show containers' CPU, memory, block I/O and pids (all running ones without names)", argsUsage: "[CONTAINER...]", maxArgs: -1, run: runStats,
+			flags: []*flagDef{
+				{long: "no-stream", kind: boolFlag, usage: "print once instead of every second"},
+				formatFlag("table or json (with each container's full cgroup metrics)"),
+			}},
 		{name: "images", aliases: []string{"image"}, usage: "Manage images", sub: []*command{imp, pull, ls, rm, tag}},
 		alias(pull, "pull"), alias(imp, "import"), alias(rm, "rmi"), alias(tag, "tag"),
 		{name: "events", usage: "Print xd's events as they happen", maxArgs: 0, run: runEvents,

@@ -1,10 +1,12 @@
 package xctl
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -358,7 +360,13 @@ func runSimple(call func(ctx context.Context, c *client.Client, id string) error
 }
 
 // runTop is `xctl top`: Tasks.Pids.
+// runTop is `xctl top`: the container's processes, as `ps -f` shows them
+// on the host (docker's top), with the exec each one runs for.
 func runTop(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	format := fs.str("format")
+	if format != "" && format != "table" && format != "json" {
+		return usagef("unknown --format %q: want table or json", format)
+	}
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -367,29 +375,72 @@ func runTop(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	rows := topRows(r.Processes)
+	if format == "json" {
+		return writeJSON(e.stdout, rows)
+	}
+	now := time.Now()
 	w := tabwriter.NewWriter(e.stdout, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(w, "PID\tEXEC ID")
-	for _, p := range r.Processes {
-		fmt.Fprintf(w, "%d\t%s\n", p.Pid, p.ExecId)
+	fmt.Fprintln(w, "UID\tPID\tPPID\tSTIME\tTIME\tEXEC ID\tCMD")
+	for _, p := range rows {
+		if p.Command == "" {
+			fmt.Fprintf(w, "?\t%d\t?\t?\t?\t%s\t?\n", p.Pid, p.ExecID)
+			continue
+		}
+		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\n", p.UID, p.Pid, p.PPid, psStartTime(p.StartedAt, now), psCPUTime(p.CPUTime), p.ExecID, p.Command)
 	}
 	return w.Flush()
 }
 
-// runStats is `xctl stats`: Tasks.Metrics, its JSON indented.
-func runStats(ctx context.Context, e *env, fs *flagSet, args []string) error {
-	c, err := e.connect()
-	if err != nil {
-		return err
+// topRow is a line of `xctl top`, and its JSON form.
+type topRow struct {
+	UID       uint32        `json:"uid"`
+	Pid       uint32        `json:"pid"`
+	PPid      uint32        `json:"ppid"`
+	StartedAt time.Time     `json:"started_at"`
+	CPUTime   time.Duration `json:"cpu_time_ns"`
+	ExecID    string        `json:"exec_id,omitempty"`
+	// Empty when the process was gone before xd could read it.
+	Command string `json:"command"`
+}
+
+func topRows(procs []*xdv1.ProcessInfo) []topRow {
+	rows := make([]topRow, 0, len(procs))
+	for _, p := range procs {
+		r := topRow{UID: p.Uid, Pid: p.Pid, PPid: p.Ppid, ExecID: p.ExecId, Command: p.Command}
+		if p.StartedAt != nil {
+			r.StartedAt = p.StartedAt.AsTime().Local()
+		}
+		if p.CpuTime != nil {
+			r.CPUTime = p.CpuTime.AsDuration()
+		}
+		rows = append(rows, r)
 	}
-	r, err := c.Tasks().Metrics(ctx, &xdv1.ContainerRequest{ContainerId: args[0]})
-	if err != nil {
-		return err
+	slices.SortFunc(rows, func(a, b topRow) int { return cmp.Compare(a.Pid, b.Pid) })
+	return rows
+}
+
+// psStartTime is a start time as ps prints STIME: the time of day within
+// the last day, else the date within the year, else the year.
+func psStartTime(t, now time.Time) string {
+	switch {
+	case now.Sub(t) < 24*time.Hour:
+		return t.Format("15:04")
+	case t.Year() == now.Year():
+		return t.Format("Jan02")
+	default:
+		return t.Format("2006")
 	}
-	var v any
-	if err := json.Unmarshal(r.Json, &v); err != nil {
-		return fmt.Errorf("metrics of %s (%s) are not JSON: %w", args[0], r.TypeUrl, err)
+}
+
+// psCPUTime is CPU time as ps prints TIME: [DD-]HH:MM:SS.
+func psCPUTime(d time.Duration) string {
+	s := int64(d / time.Second)
+	hms := fmt.Sprintf("%02d:%02d:%02d", s/3600%24, s/60%60, s%60)
+	if days := s / 86400; days > 0 {
+		return fmt.Sprintf("%d-%s", days, hms)
 	}
-	return writeJSON(e.stdout, v)
+	return hms
 }
 
 // runLogs is `xctl logs`: the Tasks.Logs stream, stdout entries to our

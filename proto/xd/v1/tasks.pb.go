@@ -9,6 +9,7 @@ package xdv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -861,7 +862,15 @@ type ProcessInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Pid   uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
 	// Exec id when the pid is an exec's main process.
-	ExecId        string `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	ExecId string `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	// The rest is what xd read in /proc when it answered, as the host sees
+	// it; command is empty if the process was gone by then.
+	Uid       uint32                 `protobuf:"varint,3,opt,name=uid,proto3" json:"uid,omitempty"` // effective
+	Ppid      uint32                 `protobuf:"varint,4,opt,name=ppid,proto3" json:"ppid,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CpuTime   *durationpb.Duration   `protobuf:"bytes,6,opt,name=cpu_time,json=cpuTime,proto3" json:"cpu_time,omitempty"` // user and system
+	// Its command line, or its name in brackets when it has none (a zombie).
+	Command       string `protobuf:"bytes,7,opt,name=command,proto3" json:"command,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -906,6 +915,41 @@ func (x *ProcessInfo) GetPid() uint32 {
 func (x *ProcessInfo) GetExecId() string {
 	if x != nil {
 		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ProcessInfo) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *ProcessInfo) GetPpid() uint32 {
+	if x != nil {
+		return x.Ppid
+	}
+	return 0
+}
+
+func (x *ProcessInfo) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ProcessInfo) GetCpuTime() *durationpb.Duration {
+	if x != nil {
+		return x.CpuTime
+	}
+	return nil
+}
+
+func (x *ProcessInfo) GetCommand() string {
+	if x != nil {
+		return x.Command
 	}
 	return ""
 }
@@ -1431,7 +1475,7 @@ var File_xd_v1_tasks_proto protoreflect.FileDescriptor
 
 const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\n" +
-	"\x11xd/v1/tasks.proto\x12\x05xd.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x03\n" +
+	"\x11xd/v1/tasks.proto\x12\x05xd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x03\n" +
 	"\x04Task\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x10\n" +
@@ -1491,10 +1535,16 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\x10ContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\"@\n" +
 	"\fPidsResponse\x120\n" +
-	"\tprocesses\x18\x01 \x03(\v2\x12.xd.v1.ProcessInfoR\tprocesses\"8\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x12.xd.v1.ProcessInfoR\tprocesses\"\xe9\x01\n" +
 	"\vProcessInfo\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x17\n" +
-	"\aexec_id\x18\x02 \x01(\tR\x06execId\"@\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\rR\x03uid\x12\x12\n" +
+	"\x04ppid\x18\x04 \x01(\rR\x04ppid\x129\n" +
+	"\n" +
+	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x124\n" +
+	"\bcpu_time\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\acpuTime\x12\x18\n" +
+	"\acommand\x18\a \x01(\tR\acommand\"@\n" +
 	"\x0fMetricsResponse\x12\x19\n" +
 	"\btype_url\x18\x01 \x01(\tR\atypeUrl\x12\x12\n" +
 	"\x04json\x18\x02 \x01(\fR\x04json\"|\n" +
@@ -1594,7 +1644,8 @@ var file_xd_v1_tasks_proto_goTypes = []any{
 	(*LogsRequest)(nil),           // 21: xd.v1.LogsRequest
 	(*LogEntry)(nil),              // 22: xd.v1.LogEntry
 	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 24: google.protobuf.Empty
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
+	(*emptypb.Empty)(nil),         // 25: google.protobuf.Empty
 }
 var file_xd_v1_tasks_proto_depIdxs = []int32{
 	0,  // 0: xd.v1.Task.status:type_name -> xd.v1.Status
@@ -1602,47 +1653,49 @@ var file_xd_v1_tasks_proto_depIdxs = []int32{
 	23, // 2: xd.v1.Task.started_at:type_name -> google.protobuf.Timestamp
 	23, // 3: xd.v1.ExitStatus.exited_at:type_name -> google.protobuf.Timestamp
 	13, // 4: xd.v1.PidsResponse.processes:type_name -> xd.v1.ProcessInfo
-	1,  // 5: xd.v1.ListTasksResponse.tasks:type_name -> xd.v1.Task
-	23, // 6: xd.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	3,  // 7: xd.v1.Tasks.Create:input_type -> xd.v1.CreateTaskRequest
-	4,  // 8: xd.v1.Tasks.Start:input_type -> xd.v1.StartRequest
-	6,  // 9: xd.v1.Tasks.Wait:input_type -> xd.v1.WaitRequest
-	7,  // 10: xd.v1.Tasks.Kill:input_type -> xd.v1.KillRequest
-	8,  // 11: xd.v1.Tasks.Stop:input_type -> xd.v1.StopRequest
-	9,  // 12: xd.v1.Tasks.Delete:input_type -> xd.v1.DeleteTaskRequest
-	10, // 13: xd.v1.Tasks.Exec:input_type -> xd.v1.ExecRequest
-	11, // 14: xd.v1.Tasks.Pause:input_type -> xd.v1.ContainerRequest
-	11, // 15: xd.v1.Tasks.Resume:input_type -> xd.v1.ContainerRequest
-	11, // 16: xd.v1.Tasks.Pids:input_type -> xd.v1.ContainerRequest
-	11, // 17: xd.v1.Tasks.Metrics:input_type -> xd.v1.ContainerRequest
-	15, // 18: xd.v1.Tasks.ResizePty:input_type -> xd.v1.ResizePtyRequest
-	16, // 19: xd.v1.Tasks.CloseIO:input_type -> xd.v1.CloseIORequest
-	11, // 20: xd.v1.Tasks.Get:input_type -> xd.v1.ContainerRequest
-	17, // 21: xd.v1.Tasks.List:input_type -> xd.v1.ListTasksRequest
-	19, // 22: xd.v1.Tasks.Attach:input_type -> xd.v1.AttachRequest
-	21, // 23: xd.v1.Tasks.Logs:input_type -> xd.v1.LogsRequest
-	1,  // 24: xd.v1.Tasks.Create:output_type -> xd.v1.Task
-	5,  // 25: xd.v1.Tasks.Start:output_type -> xd.v1.StartResponse
-	2,  // 26: xd.v1.Tasks.Wait:output_type -> xd.v1.ExitStatus
-	24, // 27: xd.v1.Tasks.Kill:output_type -> google.protobuf.Empty
-	2,  // 28: xd.v1.Tasks.Stop:output_type -> xd.v1.ExitStatus
-	2,  // 29: xd.v1.Tasks.Delete:output_type -> xd.v1.ExitStatus
-	24, // 30: xd.v1.Tasks.Exec:output_type -> google.protobuf.Empty
-	24, // 31: xd.v1.Tasks.Pause:output_type -> google.protobuf.Empty
-	24, // 32: xd.v1.Tasks.Resume:output_type -> google.protobuf.Empty
-	12, // 33: xd.v1.Tasks.Pids:output_type -> xd.v1.PidsResponse
-	14, // 34: xd.v1.Tasks.Metrics:output_type -> xd.v1.MetricsResponse
-	24, // 35: xd.v1.Tasks.ResizePty:output_type -> google.protobuf.Empty
-	24, // 36: xd.v1.Tasks.CloseIO:output_type -> google.protobuf.Empty
-	1,  // 37: xd.v1.Tasks.Get:output_type -> xd.v1.Task
-	18, // 38: xd.v1.Tasks.List:output_type -> xd.v1.ListTasksResponse
-	20, // 39: xd.v1.Tasks.Attach:output_type -> xd.v1.AttachResponse
-	22, // 40: xd.v1.Tasks.Logs:output_type -> xd.v1.LogEntry
-	24, // [24:41] is the sub-list for method output_type
-	7,  // [7:24] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	23, // 5: xd.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
+	24, // 6: xd.v1.ProcessInfo.cpu_time:type_name -> google.protobuf.Duration
+	1,  // 7: xd.v1.ListTasksResponse.tasks:type_name -> xd.v1.Task
+	23, // 8: xd.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	3,  // 9: xd.v1.Tasks.Create:input_type -> xd.v1.CreateTaskRequest
+	4,  // 10: xd.v1.Tasks.Start:input_type -> xd.v1.StartRequest
+	6,  // 11: xd.v1.Tasks.Wait:input_type -> xd.v1.WaitRequest
+	7,  // 12: xd.v1.Tasks.Kill:input_type -> xd.v1.KillRequest
+	8,  // 13: xd.v1.Tasks.Stop:input_type -> xd.v1.StopRequest
+	9,  // 14: xd.v1.Tasks.Delete:input_type -> xd.v1.DeleteTaskRequest
+	10, // 15: xd.v1.Tasks.Exec:input_type -> xd.v1.ExecRequest
+	11, // 16: xd.v1.Tasks.Pause:input_type -> xd.v1.ContainerRequest
+	11, // 17: xd.v1.Tasks.Resume:input_type -> xd.v1.ContainerRequest
+	11, // 18: xd.v1.Tasks.Pids:input_type -> xd.v1.ContainerRequest
+	11, // 19: xd.v1.Tasks.Metrics:input_type -> xd.v1.ContainerRequest
+	15, // 20: xd.v1.Tasks.ResizePty:input_type -> xd.v1.ResizePtyRequest
+	16, // 21: xd.v1.Tasks.CloseIO:input_type -> xd.v1.CloseIORequest
+	11, // 22: xd.v1.Tasks.Get:input_type -> xd.v1.ContainerRequest
+	17, // 23: xd.v1.Tasks.List:input_type -> xd.v1.ListTasksRequest
+	19, // 24: xd.v1.Tasks.Attach:input_type -> xd.v1.AttachRequest
+	21, // 25: xd.v1.Tasks.Logs:input_type -> xd.v1.LogsRequest
+	1,  // 26: xd.v1.Tasks.Create:output_type -> xd.v1.Task
+	5,  // 27: xd.v1.Tasks.Start:output_type -> xd.v1.StartResponse
+	2,  // 28: xd.v1.Tasks.Wait:output_type -> xd.v1.ExitStatus
+	25, // 29: xd.v1.Tasks.Kill:output_type -> google.protobuf.Empty
+	2,  // 30: xd.v1.Tasks.Stop:output_type -> xd.v1.ExitStatus
+	2,  // 31: xd.v1.Tasks.Delete:output_type -> xd.v1.ExitStatus
+	25, // 32: xd.v1.Tasks.Exec:output_type -> google.protobuf.Empty
+	25, // 33: xd.v1.Tasks.Pause:output_type -> google.protobuf.Empty
+	25, // 34: xd.v1.Tasks.Resume:output_type -> google.protobuf.Empty
+	12, // 35: xd.v1.Tasks.Pids:output_type -> xd.v1.PidsResponse
+	14, // 36: xd.v1.Tasks.Metrics:output_type -> xd.v1.MetricsResponse
+	25, // 37: xd.v1.Tasks.ResizePty:output_type -> google.protobuf.Empty
+	25, // 38: xd.v1.Tasks.CloseIO:output_type -> google.protobuf.Empty
+	1,  // 39: xd.v1.Tasks.Get:output_type -> xd.v1.Task
+	18, // 40: xd.v1.Tasks.List:output_type -> xd.v1.ListTasksResponse
+	20, // 41: xd.v1.Tasks.Attach:output_type -> xd.v1.AttachResponse
+	22, // 42: xd.v1.Tasks.Logs:output_type -> xd.v1.LogEntry
+	26, // [26:43] is the sub-list for method output_type
+	9,  // [9:26] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_xd_v1_tasks_proto_init() }
