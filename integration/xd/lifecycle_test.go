@@ -200,6 +200,62 @@ func TestLogsFollow(t *testing.T) {
 	}
 }
 
+// TestLogsTailSinceTimestamps: docker's logs -n, --since and -t, on a
+// log of both streams, and with -f on a container still talking.
+func TestLogsTailSinceTimestamps(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	// The two streams are read apart: the pauses keep their order in the log.
+	d.ok("run", "--name", "both", testImage, "sh", "-c", "echo out1; sleep 0.1; echo err1 >&2; sleep 1.2; echo out2; sleep 0.1; echo err2 >&2; sleep 0.1; printf last")
+	if out, errOut, _ := d.xctl("logs", "--tail", "2", "both"); out != "last" || errOut != "err2\n" {
+		t.Errorf("logs --tail 2: stdout %q stderr %q, want the last two lines", out, errOut)
+	}
+	if out, errOut, _ := d.xctl("logs", "-n", "0", "both"); out != "" || errOut != "" {
+		t.Errorf("logs -n 0: stdout %q stderr %q, want nothing", out, errOut)
+	}
+	if out, errOut, _ := d.xctl("logs", "--since", "10m", "both"); out != "out1\nout2\nlast" || errOut != "err1\nerr2\n" {
+		t.Errorf("logs --since 10m: stdout %q stderr %q, want all", out, errOut)
+	}
+	out := d.ok("logs", "-t", "both")
+	lines := strings.Split(out, "\n")
+	if len(lines) != 3 {
+		t.Fatalf("logs -t: %q, want three stamped lines", out)
+	}
+	var stamps []time.Time
+	for i, want := range []string{"out1", "out2", "last"} {
+		stamp, text, _ := strings.Cut(lines[i], " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if err != nil || text != want || time.Since(at) > time.Minute {
+			t.Fatalf("logs -t line %d: %q (%v), want a recent time and %q", i, lines[i], err, want)
+		}
+		stamps = append(stamps, at)
+	}
+	if gap := stamps[1].Sub(stamps[0]); gap < time.Second {
+		t.Errorf("logs -t: out2 stamped %v after out1, want the 1.2 s sleep between", gap)
+	}
+	// Each line is stamped with the time it was logged: --since with the
+	// stamp of out2 keeps it and what follows.
+	if out := d.ok("logs", "--since", stamps[1].Format(time.RFC3339Nano), "both"); out != "out2\nlast" {
+		t.Errorf("logs --since %s: %q", stamps[1].Format(time.RFC3339Nano), out)
+	}
+	if _, errOut, code := d.xctl("logs", "--tail", "some", "both"); code == 0 || !strings.Contains(errOut, "--tail") {
+		t.Errorf("logs --tail some: exit %d stderr %q, want a usage error", code, errOut)
+	}
+	if _, errOut, code := d.xctl("logs", "--since", "yesterday", "both"); code == 0 || !strings.Contains(errOut, "--since") {
+		t.Errorf("logs --since yesterday: exit %d stderr %q, want a usage error", code, errOut)
+	}
+
+	// -f with a tail: the last line logged, then everything new.
+	d.ok("run", "-d", "--name", "talker", testImage, "sh", "-c", "echo a; echo b; sleep 1; echo c")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(d.ok("logs", "talker"), "b") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out := d.ok("logs", "-f", "-n", "1", "talker"); out != "b\nc\n" {
+		t.Errorf("logs -f -n 1: %q, want b then c", out)
+	}
+}
+
 // TestOOM: a container that outgrows its memory limit is OOM-killed and
 // inspect says so.
 func TestOOM(t *testing.T) {

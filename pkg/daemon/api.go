@@ -150,7 +150,14 @@ func (s *Server) logs(ctx context.Context, r *xdv1.LogsRequest, stream xdv1.Task
 	if !live {
 		close(ended)
 	}
-	return taskio.ReadLog(ctx, s.logPath(ns, r.ContainerId), r.Follow, ended, func(e taskio.Entry) error {
+	opts := taskio.ReadOptions{Follow: r.Follow, Tail: taskio.EveryLine}
+	if r.Tail != nil {
+		opts.Tail = int(*r.Tail)
+	}
+	if r.Since != nil {
+		opts.Since = r.Since.AsTime()
+	}
+	return taskio.ReadLog(ctx, s.logPath(ns, r.ContainerId), opts, ended, func(e taskio.Entry) error {
 		return stream.Send(&xdv1.LogEntry{Stream: e.Stream, Data: e.Data, Time: timestamppb.New(e.Time)})
 	})
 }

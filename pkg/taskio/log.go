@@ -2,6 +2,7 @@ package taskio
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,11 @@ func openLog(path string) (*logWriter, error) {
 }
 
 func (l *logWriter) write(stream string, data []byte) {
-	line, err := json.Marshal(logLine{Stream: stream, Time: time.Now().UTC(), Data: data})
+	l.writeAt(stream, data, time.Now().UTC())
+}
+
+func (l *logWriter) writeAt(stream string, data []byte, at time.Time) {
+	line, err := json.Marshal(logLine{Stream: stream, Time: at, Data: data})
 	if err != nil {
 		return
 	}
@@ -61,10 +66,25 @@ func (l *logWriter) close() {
 	}
 }
 
-// ReadLog sends every entry of the log at path to fn. With follow it keeps
-// reading what is appended until ended is closed and the file is read to its
-// end, or ctx is done. A missing log has no entries.
-func ReadLog(ctx context.Context, path string, follow bool, ended <-chan struct{}, fn func(Entry) error) error {
+// EveryLine as ReadOptions.Tail sends the whole log.
+const EveryLine = -1
+
+// ReadOptions choose what ReadLog sends.
+type ReadOptions struct {
+	// Follow keeps sending what is appended until ended is closed.
+	Follow bool
+	// Tail is how many of the last lines already in the log to send (a
+	// last line without its newline counts), or EveryLine; what is
+	// appended later is all sent.
+	Tail int
+	// Since leaves out the entries written before it.
+	Since time.Time
+}
+
+// ReadLog sends the entries of the log at path to fn. With opts.Follow it
+// keeps reading what is appended until ended is closed and the file is
+// read to its end, or ctx is done. A missing log has no entries.
+func ReadLog(ctx context.Context, path string, opts ReadOptions, ended <-chan struct{}, fn func(Entry) error) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -73,6 +93,23 @@ func ReadLog(ctx context.Context, path string, follow bool, ended <-chan struct{
 		return fmt.Errorf("open log: %w", err)
 	}
 	defer f.Close()
+	follow := opts.Follow
+	// Until the first end of file, the entries are the backlog: with a
+	// tail they wait in it until the last lines are known.
+	var backlog *tail
+	if opts.Tail >= 0 {
+		backlog = &tail{lines: opts.Tail}
+	}
+	send := func(e Entry) error {
+		if e.Time.Before(opts.Since) {
+			return nil
+		}
+		if backlog != nil {
+			backlog.add(e)
+			return nil
+		}
+		return fn(e)
+	}
 	r := bufio.NewReader(f)
 	var partial []byte
 	for {
@@ -84,7 +121,7 @@ func ReadLog(ctx context.Context, path string, follow bool, ended <-chan struct{
 			if jerr := json.Unmarshal(line, &l); jerr != nil {
 				return fmt.Errorf("log %s: corrupt line: %w", path, jerr)
 			}
-			if err := fn(Entry{Stream: l.Stream, Time: l.Time, Data: l.Data}); err != nil {
+			if err := send(Entry{Stream: l.Stream, Time: l.Time, Data: l.Data}); err != nil {
 				return err
 			}
 			continue
@@ -92,6 +129,14 @@ func ReadLog(ctx context.Context, path string, follow bool, ended <-chan struct{
 		partial = append(partial, line...)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read log: %w", err)
+		}
+		if backlog != nil {
+			for _, e := range backlog.entries() {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+			backlog = nil
 		}
 		if !follow {
 			return nil
@@ -106,4 +151,70 @@ func ReadLog(ctx context.Context, path string, follow bool, ended <-chan struct{
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// tail keeps the last lines of the entries it is given. A line is one
+// stream's: the streams' chunks interleave, so each entry is kept as
+// pieces of at most one line each, knowing whether a piece starts its line.
+type tail struct {
+	lines  int
+	pieces []piece
+	starts int // pieces that start a line
+	// midLine: the streams whose last piece did not end its line.
+	midLine map[string]bool
+}
+
+type piece struct {
+	Entry
+	start bool
+}
+
+func (t *tail) add(e Entry) {
+	if t.lines == 0 {
+		return
+	}
+	if t.midLine == nil {
+		t.midLine = map[string]bool{}
+	}
+	for data := e.Data; len(data) > 0; {
+		n := bytes.IndexByte(data, '\n') + 1
+		if n == 0 {
+			n = len(data)
+		}
+		p := piece{Entry: Entry{Stream: e.Stream, Time: e.Time, Data: data[:n]}, start: !t.midLine[e.Stream]}
+		t.midLine[e.Stream] = data[n-1] != '\n'
+		data = data[n:]
+		t.pieces = append(t.pieces, p)
+		if p.start {
+			t.starts++
+		}
+		// What comes before the first of the last lines goes.
+		for t.starts-b2i(t.pieces[0].start) >= t.lines {
+			t.starts -= b2i(t.pieces[0].start)
+			t.pieces = t.pieces[1:]
+		}
+	}
+}
+
+// entries returns the pieces of the last lines, without those that end a
+// line begun before them.
+func (t *tail) entries() []Entry {
+	out := make([]Entry, 0, len(t.pieces))
+	begun := map[string]bool{}
+	for _, p := range t.pieces {
+		if p.start {
+			begun[p.Stream] = true
+		}
+		if begun[p.Stream] {
+			out = append(out, p.Entry)
+		}
+	}
+	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -61,7 +61,7 @@ func TestOutputReachesLogAndAttached(t *testing.T) {
 	p.Close()
 
 	var entries []Entry
-	if err := ReadLog(context.Background(), logPath, false, nil, func(e Entry) error {
+	if err := ReadLog(context.Background(), logPath, ReadOptions{Tail: EveryLine}, nil, func(e Entry) error {
 		entries = append(entries, e)
 		return nil
 	}); err != nil {
@@ -167,7 +167,7 @@ func TestReopenAfterRestart(t *testing.T) {
 	q.Close()
 
 	var all string
-	ReadLog(context.Background(), logPath, false, nil, func(e Entry) error { all += string(e.Data); return nil })
+	ReadLog(context.Background(), logPath, ReadOptions{Tail: EveryLine}, nil, func(e Entry) error { all += string(e.Data); return nil })
 	if all != "before\nduring\nafter\n" {
 		t.Fatalf("log across restart = %q", all)
 	}
@@ -186,7 +186,7 @@ func TestReadLogFollow(t *testing.T) {
 	got := make(chan string, 1)
 	go func() {
 		var all string
-		ReadLog(context.Background(), logPath, true, p.Done(), func(e Entry) error { all += string(e.Data); return nil })
+		ReadLog(context.Background(), logPath, ReadOptions{Follow: true, Tail: EveryLine}, p.Done(), func(e Entry) error { all += string(e.Data); return nil })
 		got <- all
 	}()
 	out.Write([]byte("one\n"))

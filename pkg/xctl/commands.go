@@ -69,7 +69,12 @@ func commands() []*command {
 				formatFlag("table or json"),
 			}},
 		{name: "logs", usage: "Print a container's output", argsUsage: "CONTAINER", minArgs: 1, maxArgs: 1, run: runLogs,
-			flags: []*flagDef{{long: "follow", short: "f", kind: boolFlag, usage: "keep printing new output"}}},
+			flags: []*flagDef{
+				{long: "follow", short: "f", kind: boolFlag, usage: "keep printing new output"},
+				{long: "tail", short: "n", kind: stringFlag, def: "all", usage: "how many of the last lines to print, or all"},
+				{long: "since", kind: stringFlag, usage: "only what was logged since a time (2026-12-06T10:00:00Z, a Unix time) or for a while (10m, 1h30m)"},
+				{long: "timestamps", short: "t", kind: boolFlag, usage: "begin each line with the time it was logged"},
+			}},
 		{name: "kill", usage: "Send a signal to containers", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runKill,
 			flags: []*flagDef{
 				{long: "signal", short: "s", kind: stringFlag, def: "KILL", usage: "signal: name (TERM, SIGTERM) or number"},

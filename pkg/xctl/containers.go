@@ -1,6 +1,7 @@
 package xctl
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -8,10 +9,12 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/client"
@@ -446,13 +449,33 @@ func psCPUTime(d time.Duration) string {
 // runLogs is `xctl logs`: the Tasks.Logs stream, stdout entries to our
 // stdout and stderr entries to our stderr.
 func runLogs(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	req := &xdv1.LogsRequest{ContainerId: args[0], Follow: fs.boolean("follow")}
+	if n := fs.str("tail"); n != "all" {
+		lines, err := strconv.ParseUint(n, 10, 32)
+		if err != nil {
+			return usagef("--tail %q: want a number of lines or all", n)
+		}
+		req.Tail = proto.Uint32(uint32(lines))
+	}
+	if v := fs.str("since"); v != "" {
+		since, err := parseSince(v, time.Now())
+		if err != nil {
+			return usagef("--since: %v", err)
+		}
+		req.Since = timestamppb.New(since)
+	}
 	c, err := e.connect()
 	if err != nil {
 		return err
 	}
-	stream, err := c.Tasks().Logs(ctx, &xdv1.LogsRequest{ContainerId: args[0], Follow: fs.boolean("follow"), Namespace: c.Namespace()})
+	req.Namespace = c.Namespace()
+	stream, err := c.Tasks().Logs(ctx, req)
 	if err != nil {
 		return err
+	}
+	out := map[string]*stampedWriter{
+		"stdout": {w: e.stdout, stamp: fs.boolean("timestamps"), lineStart: true},
+		"stderr": {w: e.stderr, stamp: fs.boolean("timestamps"), lineStart: true},
 	}
 	for {
 		entry, err := stream.Recv()
@@ -463,9 +486,43 @@ func runLogs(ctx context.Context, e *env, fs *flagSet, args []string) error {
 			return err
 		}
 		if entry.Stream == "stderr" {
-			e.stderr.Write(entry.Data)
-		} else if _, err := e.stdout.Write(entry.Data); err != nil {
+			out["stderr"].write(entry)
+		} else if err := out["stdout"].write(entry); err != nil {
 			return err
 		}
 	}
+}
+
+// stampedWriter writes one stream's log entries, each line preceded by
+// the time it was logged when stamp is set (docker's logs -t).
+type stampedWriter struct {
+	w         io.Writer
+	stamp     bool
+	lineStart bool // the next byte starts a line
+}
+
+// rfc3339NanoFixed keeps the column of the stamps straight.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
+
+func (s *stampedWriter) write(entry *xdv1.LogEntry) error {
+	if !s.stamp {
+		_, err := s.w.Write(entry.Data)
+		return err
+	}
+	stamp := entry.Time.AsTime().UTC().Format(rfc3339NanoFixed) + " "
+	var b []byte
+	for data := entry.Data; len(data) > 0; {
+		if s.lineStart {
+			b = append(b, stamp...)
+		}
+		n := bytes.IndexByte(data, '\n') + 1
+		if n == 0 {
+			n = len(data)
+		}
+		b = append(b, data[:n]...)
+		s.lineStart = data[n-1] == '\n'
+		data = data[n:]
+	}
+	_, err := s.w.Write(b)
+	return err
 }

@@ -220,3 +220,26 @@ func quoteArgs(args []string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// parseSince reads `logs --since`: a duration back from now ("10m",
+// "1h30m"), an RFC 3339 time, a local time or date, or Unix seconds
+// ("1796513306.5").
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("%q: a duration back from now cannot be negative", s)
+		}
+		return now.Add(-d), nil
+	}
+	// Without a zone, the time is local, as for docker.
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a time (2026-12-06T10:00:00Z, Unix seconds) nor a duration (10m)", s)
+}

@@ -1,6 +1,7 @@
 package xctl
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +166,71 @@ func TestSmallFormatters(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("%d: got %q, want %q", i, tc.got, tc.want)
 		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{in: "10m", want: now.Add(-10 * time.Minute)},
+		{in: "1h30m", want: now.Add(-90 * time.Minute)},
+		{in: "0s", want: now},
+		{in: "2026-12-06T10:00:00Z", want: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)},
+		{in: "2026-12-06T10:00:00.5+01:00", want: time.Date(2026, 12, 6, 9, 0, 0, 5e8, time.UTC)},
+		{in: "2026-12-06T10:00:00", want: time.Date(2026, 12, 6, 10, 0, 0, 0, time.Local)},
+		{in: "2026-12-05", want: time.Date(2026, 12, 5, 0, 0, 0, 0, time.Local)},
+		{in: "1796513306", want: time.Unix(1796513306, 0)},
+		{in: "1796513306.25", want: time.Unix(1796513306, 25e7)},
+		{in: "-5m", wantErr: true},
+		{in: "-1", wantErr: true},
+		{in: "yesterday", wantErr: true},
+		{in: "", wantErr: true},
+		{in: "Inf", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseSince(tt.in, now)
+		if (err != nil) != tt.wantErr || !tt.wantErr && !got.Equal(tt.want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v (error: %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestStampedWriter(t *testing.T) {
+	t1 := time.Date(2026, 12, 6, 10, 0, 0, 1000, time.UTC)
+	t2 := t1.Add(time.Second)
+	const s1, s2 = "2026-12-06T10:00:00.000001000Z ", "2026-12-06T10:00:01.000001000Z "
+	tests := []struct {
+		name   string
+		stamp  bool
+		chunks []string // logged at t1, t2, t1, t2...
+		want   string
+	}{
+		{name: "plain", chunks: []string{"a\nb", "c\n"}, want: "a\nbc\n"},
+		{name: "stamped lines", stamp: true, chunks: []string{"a\nb\n"}, want: s1 + "a\n" + s1 + "b\n"},
+		// The rest of a line keeps the stamp of its beginning.
+		{name: "line across chunks", stamp: true, chunks: []string{"a\nb", "c\nd"}, want: s1 + "a\n" + s1 + "bc\n" + s2 + "d"},
+		{name: "empty lines", stamp: true, chunks: []string{"\n\n"}, want: s1 + "\n" + s1 + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w := &stampedWriter{w: &out, stamp: tt.stamp, lineStart: true}
+			for i, c := range tt.chunks {
+				at := t1
+				if i%2 == 1 {
+					at = t2
+				}
+				if err := w.write(&xdv1.LogEntry{Data: []byte(c), Time: timestamppb.New(at)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out.String() != tt.want {
+				t.Errorf("wrote %q, want %q", out.String(), tt.want)
+			}
+		})
 	}
 }

@@ -1354,7 +1354,12 @@ type LogsRequest struct {
 	// Keep streaming new output until the container's output ends.
 	Follow bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
 	// See AttachRequest.namespace.
-	Namespace     string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Namespace string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// How many of the last lines already logged to send (each stream's
+	// lines, in the order they began); unset: all of them.
+	Tail *uint32 `protobuf:"varint,4,opt,name=tail,proto3,oneof" json:"tail,omitempty"`
+	// Leave out what was logged before this.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1408,6 +1413,20 @@ func (x *LogsRequest) GetNamespace() string {
 		return x.Namespace
 	}
 	return ""
+}
+
+func (x *LogsRequest) GetTail() uint32 {
+	if x != nil && x.Tail != nil {
+		return *x.Tail
+	}
+	return 0
+}
+
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
 }
 
 type LogEntry struct {
@@ -1569,11 +1588,14 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"@\n" +
 	"\x0eAttachResponse\x12\x16\n" +
 	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
-	"\x06stderr\x18\x02 \x01(\fR\x06stderr\"f\n" +
+	"\x06stderr\x18\x02 \x01(\fR\x06stderr\"\xba\x01\n" +
 	"\vLogsRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1c\n" +
-	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"f\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x17\n" +
+	"\x04tail\x18\x04 \x01(\rH\x00R\x04tail\x88\x01\x01\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05sinceB\a\n" +
+	"\x05_tail\"f\n" +
 	"\bLogEntry\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12.\n" +
@@ -1656,46 +1678,47 @@ var file_xd_v1_tasks_proto_depIdxs = []int32{
 	23, // 5: xd.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
 	24, // 6: xd.v1.ProcessInfo.cpu_time:type_name -> google.protobuf.Duration
 	1,  // 7: xd.v1.ListTasksResponse.tasks:type_name -> xd.v1.Task
-	23, // 8: xd.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	3,  // 9: xd.v1.Tasks.Create:input_type -> xd.v1.CreateTaskRequest
-	4,  // 10: xd.v1.Tasks.Start:input_type -> xd.v1.StartRequest
-	6,  // 11: xd.v1.Tasks.Wait:input_type -> xd.v1.WaitRequest
-	7,  // 12: xd.v1.Tasks.Kill:input_type -> xd.v1.KillRequest
-	8,  // 13: xd.v1.Tasks.Stop:input_type -> xd.v1.StopRequest
-	9,  // 14: xd.v1.Tasks.Delete:input_type -> xd.v1.DeleteTaskRequest
-	10, // 15: xd.v1.Tasks.Exec:input_type -> xd.v1.ExecRequest
-	11, // 16: xd.v1.Tasks.Pause:input_type -> xd.v1.ContainerRequest
-	11, // 17: xd.v1.Tasks.Resume:input_type -> xd.v1.ContainerRequest
-	11, // 18: xd.v1.Tasks.Pids:input_type -> xd.v1.ContainerRequest
-	11, // 19: xd.v1.Tasks.Metrics:input_type -> xd.v1.ContainerRequest
-	15, // 20: xd.v1.Tasks.ResizePty:input_type -> xd.v1.ResizePtyRequest
-	16, // 21: xd.v1.Tasks.CloseIO:input_type -> xd.v1.CloseIORequest
-	11, // 22: xd.v1.Tasks.Get:input_type -> xd.v1.ContainerRequest
-	17, // 23: xd.v1.Tasks.List:input_type -> xd.v1.ListTasksRequest
-	19, // 24: xd.v1.Tasks.Attach:input_type -> xd.v1.AttachRequest
-	21, // 25: xd.v1.Tasks.Logs:input_type -> xd.v1.LogsRequest
-	1,  // 26: xd.v1.Tasks.Create:output_type -> xd.v1.Task
-	5,  // 27: xd.v1.Tasks.Start:output_type -> xd.v1.StartResponse
-	2,  // 28: xd.v1.Tasks.Wait:output_type -> xd.v1.ExitStatus
-	25, // 29: xd.v1.Tasks.Kill:output_type -> google.protobuf.Empty
-	2,  // 30: xd.v1.Tasks.Stop:output_type -> xd.v1.ExitStatus
-	2,  // 31: xd.v1.Tasks.Delete:output_type -> xd.v1.ExitStatus
-	25, // 32: xd.v1.Tasks.Exec:output_type -> google.protobuf.Empty
-	25, // 33: xd.v1.Tasks.Pause:output_type -> google.protobuf.Empty
-	25, // 34: xd.v1.Tasks.Resume:output_type -> google.protobuf.Empty
-	12, // 35: xd.v1.Tasks.Pids:output_type -> xd.v1.PidsResponse
-	14, // 36: xd.v1.Tasks.Metrics:output_type -> xd.v1.MetricsResponse
-	25, // 37: xd.v1.Tasks.ResizePty:output_type -> google.protobuf.Empty
-	25, // 38: xd.v1.Tasks.CloseIO:output_type -> google.protobuf.Empty
-	1,  // 39: xd.v1.Tasks.Get:output_type -> xd.v1.Task
-	18, // 40: xd.v1.Tasks.List:output_type -> xd.v1.ListTasksResponse
-	20, // 41: xd.v1.Tasks.Attach:output_type -> xd.v1.AttachResponse
-	22, // 42: xd.v1.Tasks.Logs:output_type -> xd.v1.LogEntry
-	26, // [26:43] is the sub-list for method output_type
-	9,  // [9:26] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	23, // 8: xd.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	23, // 9: xd.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	3,  // 10: xd.v1.Tasks.Create:input_type -> xd.v1.CreateTaskRequest
+	4,  // 11: xd.v1.Tasks.Start:input_type -> xd.v1.StartRequest
+	6,  // 12: xd.v1.Tasks.Wait:input_type -> xd.v1.WaitRequest
+	7,  // 13: xd.v1.Tasks.Kill:input_type -> xd.v1.KillRequest
+	8,  // 14: xd.v1.Tasks.Stop:input_type -> xd.v1.StopRequest
+	9,  // 15: xd.v1.Tasks.Delete:input_type -> xd.v1.DeleteTaskRequest
+	10, // 16: xd.v1.Tasks.Exec:input_type -> xd.v1.ExecRequest
+	11, // 17: xd.v1.Tasks.Pause:input_type -> xd.v1.ContainerRequest
+	11, // 18: xd.v1.Tasks.Resume:input_type -> xd.v1.ContainerRequest
+	11, // 19: xd.v1.Tasks.Pids:input_type -> xd.v1.ContainerRequest
+	11, // 20: xd.v1.Tasks.Metrics:input_type -> xd.v1.ContainerRequest
+	15, // 21: xd.v1.Tasks.ResizePty:input_type -> xd.v1.ResizePtyRequest
+	16, // 22: xd.v1.Tasks.CloseIO:input_type -> xd.v1.CloseIORequest
+	11, // 23: xd.v1.Tasks.Get:input_type -> xd.v1.ContainerRequest
+	17, // 24: xd.v1.Tasks.List:input_type -> xd.v1.ListTasksRequest
+	19, // 25: xd.v1.Tasks.Attach:input_type -> xd.v1.AttachRequest
+	21, // 26: xd.v1.Tasks.Logs:input_type -> xd.v1.LogsRequest
+	1,  // 27: xd.v1.Tasks.Create:output_type -> xd.v1.Task
+	5,  // 28: xd.v1.Tasks.Start:output_type -> xd.v1.StartResponse
+	2,  // 29: xd.v1.Tasks.Wait:output_type -> xd.v1.ExitStatus
+	25, // 30: xd.v1.Tasks.Kill:output_type -> google.protobuf.Empty
+	2,  // 31: xd.v1.Tasks.Stop:output_type -> xd.v1.ExitStatus
+	2,  // 32: xd.v1.Tasks.Delete:output_type -> xd.v1.ExitStatus
+	25, // 33: xd.v1.Tasks.Exec:output_type -> google.protobuf.Empty
+	25, // 34: xd.v1.Tasks.Pause:output_type -> google.protobuf.Empty
+	25, // 35: xd.v1.Tasks.Resume:output_type -> google.protobuf.Empty
+	12, // 36: xd.v1.Tasks.Pids:output_type -> xd.v1.PidsResponse
+	14, // 37: xd.v1.Tasks.Metrics:output_type -> xd.v1.MetricsResponse
+	25, // 38: xd.v1.Tasks.ResizePty:output_type -> google.protobuf.Empty
+	25, // 39: xd.v1.Tasks.CloseIO:output_type -> google.protobuf.Empty
+	1,  // 40: xd.v1.Tasks.Get:output_type -> xd.v1.Task
+	18, // 41: xd.v1.Tasks.List:output_type -> xd.v1.ListTasksResponse
+	20, // 42: xd.v1.Tasks.Attach:output_type -> xd.v1.AttachResponse
+	22, // 43: xd.v1.Tasks.Logs:output_type -> xd.v1.LogEntry
+	27, // [27:44] is the sub-list for method output_type
+	10, // [10:27] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_xd_v1_tasks_proto_init() }
@@ -1703,6 +1726,7 @@ func file_xd_v1_tasks_proto_init() {
 	if File_xd_v1_tasks_proto != nil {
 		return
 	}
+	file_xd_v1_tasks_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

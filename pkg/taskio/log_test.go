@@ -1,0 +1,103 @@
+package taskio
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadLogTailAndSince(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	type chunk struct {
+		stream, data string
+	}
+	// Chunks as output arrives: lines split across chunks and several
+	// lines in one, both streams, a last line without its newline.
+	chunks := []chunk{
+		{"stdout", "one\ntwo\n"}, {"stderr", "err1\n"}, {"stdout", "thr"},
+		{"stdout", "ee\nfour\nfi"}, {"stderr", "err2\n"}, {"stdout", "ve"},
+	}
+	tests := []struct {
+		name string
+		opts ReadOptions
+		want string // stream:data of each entry sent
+	}{
+		{name: "all", opts: ReadOptions{Tail: EveryLine},
+			want: "stdout:one\ntwo\n|stderr:err1\n|stdout:thr|stdout:ee\nfour\nfi|stderr:err2\n|stdout:ve"},
+		{name: "none", opts: ReadOptions{Tail: 0}, want: ""},
+		// Lines are each stream's, in the order they begin: one, two,
+		// err1, three, four, five (not ended yet), err2.
+		{name: "last one", opts: ReadOptions{Tail: 1}, want: "stderr:err2\n"},
+		{name: "last two", opts: ReadOptions{Tail: 2}, want: "stdout:fi|stderr:err2\n|stdout:ve"},
+		{name: "last three", opts: ReadOptions{Tail: 3}, want: "stdout:four\n|stdout:fi|stderr:err2\n|stdout:ve"},
+		// A line begun in one chunk and ended in another is kept whole.
+		{name: "line across chunks", opts: ReadOptions{Tail: 4},
+			want: "stdout:thr|stdout:ee\n|stdout:four\n|stdout:fi|stderr:err2\n|stdout:ve"},
+		{name: "other stream mid-line", opts: ReadOptions{Tail: 5},
+			want: "stderr:err1\n|stdout:thr|stdout:ee\n|stdout:four\n|stdout:fi|stderr:err2\n|stdout:ve"},
+		{name: "more than there are", opts: ReadOptions{Tail: 100},
+			want: "stdout:one\n|stdout:two\n|stderr:err1\n|stdout:thr|stdout:ee\n|stdout:four\n|stdout:fi|stderr:err2\n|stdout:ve"},
+		{name: "since", opts: ReadOptions{Tail: EveryLine, Since: t0.Add(4 * time.Second)}, want: "stderr:err2\n|stdout:ve"},
+		// Since goes first: the rest of a line begun before it ("ee") is
+		// a line of its own.
+		{name: "since and tail", opts: ReadOptions{Tail: 4, Since: t0.Add(3 * time.Second)}, want: "stdout:ee\n|stdout:four\n|stdout:fi|stderr:err2\n|stdout:ve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "log")
+			l, err := openLog(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range chunks {
+				l.writeAt(c.stream, []byte(c.data), t0.Add(time.Duration(i)*time.Second))
+			}
+			l.close()
+			var got []string
+			err = ReadLog(context.Background(), path, tt.opts, nil, func(e Entry) error {
+				got = append(got, e.Stream+":"+string(e.Data))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := strings.Join(got, "|"); g != tt.want {
+				t.Errorf("sent %q\nwant %q", g, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadLogTailFollow: with a tail, what is appended after the backlog
+// is all sent.
+func TestReadLogTailFollow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.write("stdout", []byte("a\nb\nc\n"))
+	ended := make(chan struct{})
+	got := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- ReadLog(context.Background(), path, ReadOptions{Follow: true, Tail: 1}, ended, func(e Entry) error {
+			got <- string(e.Data)
+			return nil
+		})
+	}()
+	if first := <-got; first != "c\n" {
+		t.Fatalf("first entry %q, want the last line c", first)
+	}
+	l.write("stdout", []byte("d\ne\n"))
+	if next := <-got; next != "d\ne\n" {
+		t.Fatalf("appended entry %q, want all of it", next)
+	}
+	l.close()
+	close(ended)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
