@@ -66,7 +66,8 @@ FUZZ_TARGETS := \
 	pkg/specgen:FuzzResolveUser:25000 \
 	pkg/mountinfo:FuzzParse:100000 \
 	pkg/runtime/cgroups:FuzzParseMountinfo:25000 \
-	pkg/safepath:FuzzMkdirAllNeverEscapes:1500
+	pkg/safepath:FuzzMkdirAllNeverEscapes:1500 \
+	pkg/taskio:FuzzTail:100000
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; n=$${rest#*:}; \

@@ -1,6 +1,7 @@
 package taskio
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -100,4 +101,65 @@ func TestReadLogTailFollow(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzTail checks the tail against a plain model: each stream's lines are
+// numbered, the last n lines by the order they began are chosen, and each
+// stream must get exactly its content from the first chosen line on.
+func FuzzTail(f *testing.F) {
+	f.Add([]byte("one\ntwo\nerr1\nthree\nfour\nfierr2\nve"), []byte{8 << 1, 5<<1 | 1, 3 << 1, 10 << 1, 5<<1 | 1, 2 << 1}, uint8(2))
+	f.Add([]byte("\n\n\na"), []byte{2, 3, 2, 3}, uint8(1))
+	f.Add([]byte("one\ntwo\nerr1\nthree\nfour\nfierr2\nve"), []byte{16, 11, 6, 22, 11, 4}, uint8(2))
+	f.Add([]byte("abc"), []byte{}, uint8(0))
+	f.Fuzz(func(t *testing.T, data, layout []byte, n uint8) {
+		streams := [2]string{"stdout", "stderr"}
+		var content [2][]byte
+		var starts []int // the stream of each line, in the order they began
+		midLine := [2]bool{}
+		tl := &tail{lines: int(n)}
+		for _, b := range layout {
+			s, size := int(b&1), int(b>>1)
+			if size > len(data) {
+				size = len(data)
+			}
+			chunk := data[:size]
+			data = data[size:]
+			for i := range chunk {
+				if !midLine[s] {
+					starts = append(starts, s)
+				}
+				midLine[s] = chunk[i] != '\n'
+			}
+			content[s] = append(content[s], chunk...)
+			tl.add(Entry{Stream: streams[s], Data: chunk})
+		}
+		// Lines of each stream before the chosen ones.
+		var skip [2]int
+		for i, s := range starts {
+			if i < len(starts)-int(n) {
+				skip[s]++
+			}
+		}
+		var got [2][]byte
+		for _, e := range tl.entries() {
+			s := 0
+			if e.Stream == "stderr" {
+				s = 1
+			}
+			got[s] = append(got[s], e.Data...)
+		}
+		for s := range streams {
+			want := content[s]
+			for range skip[s] {
+				if i := bytes.IndexByte(want, '\n'); i >= 0 {
+					want = want[i+1:]
+				} else {
+					want = nil // an unended last line
+				}
+			}
+			if !bytes.Equal(got[s], want) {
+				t.Fatalf("%s: got %q, want %q (content %q, last %d lines)", streams[s], got[s], want, content[s], n)
+			}
+		}
+	})
 }
