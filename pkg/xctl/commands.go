@@ -14,6 +14,19 @@ func formatFlag(usage string) *flagDef {
 	return &flagDef{long: "format", kind: stringFlag, usage: usage}
 }
 
+// wantJSON reads --format: json, or human (the default: "table" or
+// "text").
+func wantJSON(fs *flagSet, human string) (bool, error) {
+	switch f := fs.str("format"); f {
+	case "", human:
+		return false, nil
+	case "json":
+		return true, nil
+	default:
+		return false, usagef("unknown --format %q: want %s or json", f, human)
+	}
+}
+
 // imageCommands are the `images` subcommands; import, pull, rmi and tag
 // are also top-level aliases.
 func imageCommands() (importCmd, pullCmd, lsCmd, rmCmd, tagCmd *command) {

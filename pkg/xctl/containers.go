@@ -37,6 +37,10 @@ type psRow struct {
 // runPs is `xctl ps`: Containers.List and Tasks.List (at once, on the one
 // connection), joined on the id.
 func runPs(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	asJSON, err := wantJSON(fs, "table")
+	if err != nil {
+		return err
+	}
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -64,10 +68,8 @@ func runPs(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		for _, r := range rows {
 			fmt.Fprintln(e.stdout, r.ID)
 		}
-	case fs.str("format") == "json":
+	case asJSON:
 		return writeJSON(e.stdout, rows)
-	case fs.str("format") != "" && fs.str("format") != "table":
-		return usagef("unknown --format %q: want table or json", fs.str("format"))
 	default:
 		w := tabwriter.NewWriter(e.stdout, 0, 8, 3, ' ', 0)
 		fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPID")
@@ -362,13 +364,12 @@ func runSimple(call func(ctx context.Context, c *client.Client, id string) error
 	}
 }
 
-// runTop is `xctl top`: Tasks.Pids.
 // runTop is `xctl top`: the container's processes, as `ps -f` shows them
 // on the host (docker's top), with the exec each one runs for.
 func runTop(ctx context.Context, e *env, fs *flagSet, args []string) error {
-	format := fs.str("format")
-	if format != "" && format != "table" && format != "json" {
-		return usagef("unknown --format %q: want table or json", format)
+	asJSON, err := wantJSON(fs, "table")
+	if err != nil {
+		return err
 	}
 	c, err := e.connect()
 	if err != nil {
@@ -379,7 +380,7 @@ func runTop(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		return err
 	}
 	rows := topRows(r.Processes)
-	if format == "json" {
+	if asJSON {
 		return writeJSON(e.stdout, rows)
 	}
 	now := time.Now()

@@ -15,9 +15,9 @@ import (
 // runEvents is `xctl events`: the Events.Subscribe stream, from every
 // namespace unless --namespace was given.
 func runEvents(ctx context.Context, e *env, fs *flagSet, args []string) error {
-	format := fs.str("format")
-	if format != "" && format != "json" && format != "text" {
-		return usagef("unknown --format %q: want text or json", format)
+	asJSON, err := wantJSON(fs, "text")
+	if err != nil {
+		return err
 	}
 	c, err := e.connect()
 	if err != nil {
@@ -39,7 +39,7 @@ func runEvents(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		if err != nil {
 			return err
 		}
-		if format == "json" {
+		if asJSON {
 			b, err := json.Marshal(newEventJSON(ev))
 			if err != nil {
 				return err
@@ -124,6 +124,10 @@ func runVersion(ctx context.Context, e *env, fs *flagSet, args []string) error {
 
 // runInfo is `xctl info`: Version.Info.
 func runInfo(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	asJSON, err := wantJSON(fs, "text")
+	if err != nil {
+		return err
+	}
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -132,7 +136,7 @@ func runInfo(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	if fs.str("format") == "json" {
+	if asJSON {
 		return writeJSON(e.stdout, in)
 	}
 	fmt.Fprintf(e.stdout, "Server version:  %s\nPid:             %d\nAddress:         %s\nRoot:            %s\nState:           %s\nUptime:          %s\nNamespace:       %s\nDefault runtime: %s\nRuntimes:\n",

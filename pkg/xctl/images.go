@@ -86,6 +86,10 @@ type imageRow struct {
 
 // runImages is `xctl images ls`: Images.List.
 func runImages(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	asJSON, err := wantJSON(fs, "table")
+	if err != nil {
+		return err
+	}
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -102,15 +106,13 @@ func runImages(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		}
 		rows = append(rows, row)
 	}
-	switch f := fs.str("format"); {
+	switch {
 	case fs.boolean("quiet"):
 		for _, r := range rows {
 			fmt.Fprintln(e.stdout, r.Name)
 		}
-	case f == "json":
+	case asJSON:
 		return writeJSON(e.stdout, rows)
-	case f != "" && f != "table":
-		return usagef("unknown --format %q: want table or json", f)
 	default:
 		now := time.Now()
 		w := tabwriter.NewWriter(e.stdout, 0, 8, 3, ' ', 0)

@@ -177,9 +177,9 @@ func humanBinarySize(n uint64) string {
 // I/O and pids, refreshed every second until interrupted, or printed once
 // with --no-stream. Without names it shows every running container.
 func runStats(ctx context.Context, e *env, fs *flagSet, args []string) error {
-	format := fs.str("format")
-	if format != "" && format != "table" && format != "json" {
-		return usagef("unknown --format %q: want table or json", format)
+	asJSON, err := wantJSON(fs, "table")
+	if err != nil {
+		return err
 	}
 	c, err := e.connect()
 	if err != nil {
@@ -191,7 +191,7 @@ func runStats(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		return err
 	}
 	_, tty := terminalFd(e.stdout)
-	clear := format != "json" && !fs.boolean("no-stream") && tty
+	clear := !asJSON && !fs.boolean("no-stream") && tty
 	for {
 		select {
 		case <-ctx.Done():
@@ -207,7 +207,7 @@ func runStats(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		if clear {
 			out.WriteString("\033[2J\033[H")
 		}
-		if format == "json" {
+		if asJSON {
 			err = writeJSON(&out, rows)
 		} else {
 			err = writeStatsTable(&out, rows)

@@ -306,6 +306,15 @@ func TestErrors(t *testing.T) {
 		{"unknown command", sock, []string{"frobnicate"}, 1, "xctl: unknown command \"frobnicate\""},
 		{"bad signal", sock, []string{"kill", "-s", "NOPE", "web"}, 1, "xctl: invalid signal \"NOPE\""},
 		{"arg count", sock, []string{"logs"}, 1, "wrong number of arguments"},
+		// A format no command knows is refused before xd is asked.
+		{"ps format", missing, []string{"ps", "--format", "yaml"}, 1, `xctl: unknown --format "yaml": want table or json`},
+		{"info format", missing, []string{"info", "--format", "table"}, 1, `xctl: unknown --format "table": want text or json`},
+		{"events format", missing, []string{"events", "--format", "yaml"}, 1, `want text or json`},
+		{"images format", missing, []string{"images", "ls", "--format", "text"}, 1, `want table or json`},
+		{"top format", missing, []string{"top", "--format", "text", "web"}, 1, `want table or json`},
+		{"stats format", missing, []string{"stats", "--format", "text"}, 1, `want table or json`},
+		{"logs tail", missing, []string{"logs", "--tail", "-1", "web"}, 1, `--tail "-1": want a number of lines or all`},
+		{"logs since", missing, []string{"logs", "--since", "soon", "web"}, 1, `--since: "soon" is neither a time`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
