@@ -110,9 +110,17 @@ type daemon struct {
 	exited  chan struct{}
 
 	cgroupParent string
+	// rootTmpfs is the size of a tmpfs mounted on root, if any.
+	rootTmpfs string
 }
 
 type daemonOption func(*daemon)
+
+// withRootOnTmpfs puts xd's root on a tmpfs of this size (a disk that
+// fills up).
+func withRootOnTmpfs(size string) daemonOption {
+	return func(d *daemon) { d.rootTmpfs = size }
+}
 
 // withConfig adds to xd's config file.
 func withConfig(toml string) daemonOption {
@@ -149,6 +157,14 @@ func newDaemon(t *testing.T, opts ...daemonOption) *daemon {
 		o(d)
 	}
 	t.Cleanup(d.cleanup)
+	if d.rootTmpfs != "" {
+		if err := os.Mkdir(d.root, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", d.root, "tmpfs", 0, "size="+d.rootTmpfs+",mode=0700"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d.start()
 	return d
 }
@@ -262,6 +278,11 @@ func (d *daemon) cleanup() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	reapChildren()
+	if d.rootTmpfs != "" {
+		if err := unix.Unmount(d.root, 0); err != nil {
+			t.Errorf("cleanup: unmount the root's tmpfs: %v", err)
+		}
+	}
 	if mounts := mountsUnder(d.dir); len(mounts) > 0 {
 		t.Errorf("cleanup: mounts left under %s: %v", d.dir, mounts)
 		for i := len(mounts) - 1; i >= 0; i-- {

@@ -105,7 +105,7 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 		return nil, err
 	}
 	os.Remove(s.logPath(ns, id)) // a new task starts a new log
-	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty, LogPath: s.logPath(ns, id)})
+	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty, LogPath: s.logPath(ns, id), Log: s.log.With("ns", ns, "id", id)})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -28,17 +29,62 @@ type Entry struct {
 	Data   []byte
 }
 
+// logWriter appends whole lines only: a line cut short (a full disk, xd
+// killed in the middle of a write) would make every later read of the log
+// fail, so it is cut off again.
 type logWriter struct {
-	mu sync.Mutex
-	f  *os.File
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	size int64 // of the whole lines in the file
+	log  *slog.Logger
+	// dropped counts the chunks lost since writing started failing.
+	dropped int
 }
 
-func openLog(path string) (*logWriter, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+func openLog(path string, log *slog.Logger) (*logWriter, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
-	return &logWriter{f: f}, nil
+	size, err := wholeLines(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("log %s: %w", path, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &logWriter{f: f, path: path, size: size, log: log}, nil
+}
+
+// wholeLines cuts off a last line without its newline, left by a writer
+// that died in the middle of it, and returns the size that remains.
+func wholeLines(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	end := st.Size()
+	buf := make([]byte, 4096)
+	for pos := end; pos > 0; {
+		n := int64(len(buf))
+		if pos < n {
+			n = pos
+		}
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			whole := pos + int64(i) + 1
+			if whole == end {
+				return end, nil
+			}
+			return whole, f.Truncate(whole)
+		}
+	}
+	return 0, f.Truncate(0)
 }
 
 func (l *logWriter) write(stream string, data []byte) {
@@ -50,11 +96,30 @@ func (l *logWriter) writeAt(stream string, data []byte, at time.Time) {
 	if err != nil {
 		return
 	}
+	line = append(line, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f != nil {
-		l.f.Write(append(line, '\n'))
+	if l.f == nil {
+		return
 	}
+	n, err := l.f.Write(line)
+	if err == nil {
+		l.size += int64(n)
+		if l.dropped > 0 {
+			l.log.Info("container log: writing again", "path", l.path, "dropped_chunks", l.dropped)
+			l.dropped = 0
+		}
+		return
+	}
+	if n > 0 {
+		if terr := l.f.Truncate(l.size); terr != nil {
+			err = fmt.Errorf("%w; and cutting off the part written: %w", err, terr)
+		}
+	}
+	if l.dropped == 0 {
+		l.log.Warn("container log: write failed, dropping output until it works again", "path", l.path, "err", err)
+	}
+	l.dropped++
 }
 
 func (l *logWriter) close() {

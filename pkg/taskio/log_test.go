@@ -3,10 +3,15 @@ package taskio
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestReadLogTailAndSince(t *testing.T) {
@@ -48,7 +53,7 @@ func TestReadLogTailAndSince(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "log")
-			l, err := openLog(path)
+			l, err := openLog(path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +80,7 @@ func TestReadLogTailAndSince(t *testing.T) {
 // is all sent.
 func TestReadLogTailFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	l, err := openLog(path)
+	l, err := openLog(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,4 +167,106 @@ func FuzzTail(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOpenLogCutsPartialLine(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	tests := []struct {
+		name, in, want string
+	}{
+		{name: "empty", in: "", want: ""},
+		{name: "whole lines", in: "{\"a\":1}\n{\"b\":2}\n", want: "{\"a\":1}\n{\"b\":2}\n"},
+		{name: "cut short", in: "{\"a\":1}\n{\"b\":", want: "{\"a\":1}\n"},
+		{name: "only a part", in: "{\"b\":", want: ""},
+		// The newline is more than a read back from the end.
+		{name: "long part", in: "{}\n" + long, want: "{}\n"},
+		{name: "newline at a read's edge", in: strings.Repeat("y", 4095) + "\n" + strings.Repeat("z", 4096), want: strings.Repeat("y", 4095) + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "log")
+			if err := os.WriteFile(path, []byte(tt.in), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l, err := openLog(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.close()
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("log after open: %q, want %q", truncateForError(got), truncateForError([]byte(tt.want)))
+			}
+			if l.size != int64(len(tt.want)) {
+				t.Errorf("size %d, want %d", l.size, len(tt.want))
+			}
+		})
+	}
+}
+
+func truncateForError(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:20]) + "..." + string(b[len(b)-20:])
+	}
+	return string(b)
+}
+
+// TestLogFullDisk: on a full filesystem the writer drops chunks, says so
+// once, never leaves a line cut short, and writes again once there is room.
+func TestLogFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16k"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var said bytes.Buffer
+	path := filepath.Join(dir, "log")
+	l, err := openLog(path, slog.New(slog.NewTextHandler(&said, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	// About 1.4 KB a line in base64: five fit in the 8 KiB left, the
+	// sixth only in part.
+	chunk := bytes.Repeat([]byte("a"), 1000)
+	written := 0
+	for range 10 {
+		before := l.size
+		l.write("stdout", chunk)
+		if l.size > before {
+			written++
+		}
+	}
+	if written == 0 || written == 10 {
+		t.Fatalf("%d of 10 chunks written with 8 KiB free, want some", written)
+	}
+	if n := strings.Count(said.String(), "write failed"); n != 1 {
+		t.Errorf("said %d times that writing failed, want once:\n%s", n, said.String())
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != l.size {
+		t.Errorf("log of %v bytes (%v), want the %d of its whole lines", st.Size(), err, l.size)
+	}
+	os.Remove(filler)
+	l.write("stderr", []byte("back\n"))
+	if want := fmt.Sprintf("dropped_chunks=%d", 10-written); !strings.Contains(said.String(), "writing again") || !strings.Contains(said.String(), want) {
+		t.Errorf("the writer said:\n%s\nwant it writing again with %s", said.String(), want)
+	}
+	var got []string
+	err = ReadLog(context.Background(), path, ReadOptions{Tail: EveryLine}, nil, func(e Entry) error {
+		got = append(got, e.Stream)
+		return nil
+	})
+	if err != nil || len(got) != written+1 || got[written] != "stderr" {
+		t.Errorf("log read back: %v, %v; want %d stdout chunks and then stderr", got, err, written)
+	}
 }

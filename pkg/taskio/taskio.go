@@ -3,6 +3,7 @@ package taskio
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,6 +31,9 @@ type Config struct {
 	Terminal bool
 	// LogPath, if set, receives every output chunk (see Log).
 	LogPath string
+	// Log tells when the log at LogPath cannot be written (a full disk);
+	// nil: nothing is said.
+	Log *slog.Logger
 }
 
 // IO is xd's end of a process's stdio.
@@ -96,7 +100,7 @@ func open(cfg Config, create bool) (_ *IO, err error) {
 		}
 	}()
 	if cfg.LogPath != "" {
-		if p.log, err = openLog(cfg.LogPath); err != nil {
+		if p.log, err = openLog(cfg.LogPath, cfg.Log); err != nil {
 			return nil, err
 		}
 	}
