@@ -1,6 +1,7 @@
 package xd
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -107,4 +108,60 @@ func (d *daemon) waitLog(id, want string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestLogRotation: a chatty container's log stays within log_max_size ×
+// log_max_files, reads back as one run of its last lines, is followed
+// across rotations without a line lost, and goes with the container.
+func TestLogRotation(t *testing.T) {
+	d := newDaemon(t, withConfig("log_max_size = \"4KiB\"\nlog_max_files = 3\n"))
+	d.importImage()
+	d.ok("run", "--name", "chatty", testImage, "sh", "-c", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo line $i; done")
+	logs, _ := filepath.Glob(filepath.Join(d.root, "logs", "default", "chatty.log*"))
+	if len(logs) != 3 {
+		t.Errorf("log files %v, want 3", logs)
+	}
+	for _, f := range logs {
+		// A chunk read in one go larger than the size is a file alone.
+		if b, err := os.ReadFile(f); err != nil || len(b) > 4096 && bytes.Count(b, []byte("\n")) > 1 {
+			t.Errorf("%s: %d bytes (%v), want at most 4 KiB", f, len(b), err)
+		}
+	}
+	numbers := numberedLines(t, d.ok("logs", "chatty"))
+	if len(numbers) == 0 || numbers[0] == 1 || numbers[len(numbers)-1] != 3000 {
+		t.Errorf("logs: lines %d to %d, want the last ones up to 3000", numbers[0], numbers[len(numbers)-1])
+	}
+	if last := numberedLines(t, d.ok("logs", "-n", "3", "chatty")); len(last) != 3 || last[0] != 2998 {
+		t.Errorf("logs -n 3: %v", last)
+	}
+
+	// Slow enough for a follower polling 10 times a second, fast enough
+	// for a rotation every few hundred milliseconds.
+	d.ok("run", "-d", "--name", "steady", testImage, "sh", "-c", "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line $i; usleep 5000; done")
+	followed := numberedLines(t, d.ok("logs", "-f", "steady"))
+	if len(followed) != 300 || followed[0] != 1 {
+		t.Errorf("logs -f read %d lines from %v, want 1 to 300", len(followed), followed[:min(len(followed), 1)])
+	}
+	if rotated, _ := filepath.Glob(filepath.Join(d.root, "logs", "default", "steady.log.*")); len(rotated) != 2 {
+		t.Errorf("steady's rotated files %v, want 2 (it rotated while followed)", rotated)
+	}
+	d.ok("rm", "chatty", "steady")
+	if left, _ := filepath.Glob(filepath.Join(d.root, "logs", "default", "*")); len(left) != 0 {
+		t.Errorf("rm left logs %v", left)
+	}
+}
+
+// numberedLines reads "line N" lines, failing on anything else or on a
+// line that is not the one after the previous.
+func numberedLines(t *testing.T, out string) []int {
+	t.Helper()
+	var numbers []int
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		n, err := strconv.Atoi(strings.TrimPrefix(line, "line "))
+		if err != nil || len(numbers) > 0 && n != numbers[len(numbers)-1]+1 {
+			t.Fatalf("line %q after %v: want the next numbered line", line, numbers[max(0, len(numbers)-3):])
+		}
+		numbers = append(numbers, n)
+	}
+	return numbers
 }

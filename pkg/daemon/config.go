@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/xstack/xstack/pkg/units"
 )
 
 // Runtime names. The shim of RuntimeXshim is xshim, which xd launches
@@ -32,6 +34,12 @@ type Config struct {
 	ShimDebug bool `toml:"shim_debug"`
 	// CgroupParent holds the containers' cgroups: <parent>/<namespace>/<id>.
 	CgroupParent string `toml:"cgroup_parent"`
+	// LogMaxSize is how large a container's log file grows before it is
+	// rotated ("20MiB"); 0 keeps it whole.
+	LogMaxSize ByteSize `toml:"log_max_size"`
+	// LogMaxFiles is how many files of a container's log are kept, the
+	// one being written included.
+	LogMaxFiles int `toml:"log_max_files"`
 }
 
 // RuntimeConfig names a shim binary and the OCI runtime it runs.
@@ -56,6 +64,19 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// ByteSize is a size written as "20MiB" or "512k" in TOML.
+type ByteSize int64
+
+// UnmarshalText parses a size as docker's flags take it.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	v, err := units.ParseSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
 // DefaultConfig is xd's configuration without a file.
 func DefaultConfig() Config {
 	return Config{
@@ -70,6 +91,9 @@ func DefaultConfig() Config {
 		},
 		StopTimeout:  Duration{10 * time.Second},
 		CgroupParent: "/xd",
+		// As docker's local log driver: at most 100 MiB a container.
+		LogMaxSize:  20 << 20,
+		LogMaxFiles: 5,
 	}
 }
 
@@ -86,6 +110,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		return cfg, fmt.Errorf("config %s: unknown key %q", path, undecoded[0].String())
+	}
+	if cfg.LogMaxFiles < 1 {
+		return cfg, fmt.Errorf("config %s: log_max_files %d: a log keeps at least the file being written", path, cfg.LogMaxFiles)
 	}
 	if !filepath.IsAbs(cfg.CgroupParent) || filepath.Clean(cfg.CgroupParent) != cfg.CgroupParent {
 		return cfg, fmt.Errorf("config %s: cgroup_parent %q must be an absolute cgroup path", path, cfg.CgroupParent)

@@ -27,10 +27,22 @@ func TestLoadConfig(t *testing.T) {
 			if c.Root != "/var/lib/xd" || c.State != "/run/xd" || c.Address != "/run/xd/xd.sock" || c.DefaultRuntime != RuntimeXshim {
 				t.Fatalf("defaults: %+v", c)
 			}
-			if c.StopTimeout.Duration != 10*time.Second || len(c.Runtimes) != 2 {
+			if c.StopTimeout.Duration != 10*time.Second || len(c.Runtimes) != 2 || c.LogMaxSize != 20<<20 || c.LogMaxFiles != 5 {
 				t.Fatalf("defaults: %+v", c)
 			}
 		}},
+		{name: "log rotation", body: "log_max_size = \"512k\"\nlog_max_files = 2\n", check: func(t *testing.T, c Config) {
+			if c.LogMaxSize != 512<<10 || c.LogMaxFiles != 2 {
+				t.Fatalf("log rotation: %d bytes, %d files", c.LogMaxSize, c.LogMaxFiles)
+			}
+		}},
+		{name: "log kept whole", body: "log_max_size = \"0\"\n", check: func(t *testing.T, c Config) {
+			if c.LogMaxSize != 0 || c.LogMaxFiles != 5 {
+				t.Fatalf("log kept whole: %d bytes, %d files", c.LogMaxSize, c.LogMaxFiles)
+			}
+		}},
+		{name: "bad log size", body: "log_max_size = \"big\"\n", wantErr: "invalid size \"big\""},
+		{name: "no log file", body: "log_max_files = 0\n", wantErr: "log_max_files 0"},
 		{name: "overrides", body: "root = \"/data/xd\"\nstop_timeout = \"3s\"\ndefault_runtime = \"io.containerd.runc.v2\"\n[runtimes.\"io.containerd.runc.v2\"]\nshim = \"/opt/shim\"\nbinary = \"/usr/bin/crun\"\n", check: func(t *testing.T, c Config) {
 			if c.Root != "/data/xd" || c.State != "/run/xd" || c.StopTimeout.Duration != 3*time.Second {
 				t.Fatalf("overrides: %+v", c)

@@ -19,6 +19,7 @@ import (
 	"github.com/xstack/xstack/pkg/metadata"
 	"github.com/xstack/xstack/pkg/mount"
 	"github.com/xstack/xstack/pkg/specgen"
+	"github.com/xstack/xstack/pkg/taskio"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
@@ -187,7 +188,9 @@ func (s *Server) DeleteContainer(ctx context.Context, id string, force bool) err
 	if err := s.db.DeleteContainer(ns, id); err != nil {
 		return err
 	}
-	os.Remove(s.logPath(ns, id))
+	if err := taskio.RemoveLog(s.logPath(ns, id)); err != nil {
+		s.log.Warn("remove container log", "ns", ns, "id", id, "err", err)
+	}
 	s.publish(ns, events.TopicContainerDelete, id, nil)
 	return nil
 }

@@ -93,6 +93,10 @@ func (s *Server) logPath(ns, id string) string {
 	return filepath.Join(s.cfg.Root, "logs", ns, id+".log")
 }
 
+func (s *Server) logRotation() taskio.Rotation {
+	return taskio.Rotation{MaxSize: int64(s.cfg.LogMaxSize), MaxFiles: s.cfg.LogMaxFiles}
+}
+
 func (t *task) snapshotRecord() *xdv1.Task {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -104,8 +104,9 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 	if err := os.MkdirAll(filepath.Dir(s.logPath(ns, id)), 0o700); err != nil {
 		return nil, err
 	}
-	os.Remove(s.logPath(ns, id)) // a new task starts a new log
-	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty, LogPath: s.logPath(ns, id), Log: s.log.With("ns", ns, "id", id)})
+	taskio.RemoveLog(s.logPath(ns, id)) // a new task starts a new log
+	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty,
+		LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: s.log.With("ns", ns, "id", id)})
 	if err != nil {
 		return nil, err
 	}

@@ -1,15 +1,18 @@
 package taskio
 
 import (
-	"bufio"
 	"bytes"
-	"context"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,20 +32,77 @@ type Entry struct {
 	Data   []byte
 }
 
+// Rotation bounds a log. Past MaxSize bytes the file at PATH is renamed
+// PATH.N, N one more than the last rotated file's, and a new one is
+// begun; MaxFiles files are kept, the one being written included, the
+// oldest removed. A zero MaxSize never rotates. A rotated file is renamed
+// once and never again, so a reader listing them cannot catch the log in
+// the middle of a rotation.
+type Rotation struct {
+	MaxSize  int64
+	MaxFiles int
+}
+
+// rotatedFile is a rotated file of a log: its name and number.
+type rotatedFile struct {
+	path string
+	n    int
+}
+
+// rotatedFiles lists the rotated files of the log at path, the oldest
+// first.
+func rotatedFiles(path string) ([]rotatedFile, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	prefix := filepath.Base(path) + "."
+	var files []rotatedFile
+	for _, e := range entries {
+		suffix, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(suffix); err == nil && n > 0 && strconv.Itoa(n) == suffix {
+			files = append(files, rotatedFile{path: filepath.Join(filepath.Dir(path), e.Name()), n: n})
+		}
+	}
+	slices.SortFunc(files, func(a, b rotatedFile) int { return cmp.Compare(a.n, b.n) })
+	return files, nil
+}
+
+// RemoveLog removes the log at path with its rotated files.
+func RemoveLog(path string) error {
+	files, err := rotatedFiles(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	errs := []error{err}
+	for _, f := range append(files, rotatedFile{path: path}) {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // logWriter appends whole lines only: a line cut short (a full disk, xd
 // killed in the middle of a write) would make every later read of the log
 // fail, so it is cut off again.
 type logWriter struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
-	size int64 // of the whole lines in the file
-	log  *slog.Logger
+	mu       sync.Mutex
+	f        *os.File // nil once closed, or after a rotation that failed
+	closed   bool
+	path     string
+	size     int64 // of the whole lines in the file
+	rotation Rotation
+	next     int // the number the next rotated file gets
+	log      *slog.Logger
 	// dropped counts the chunks lost since writing started failing.
 	dropped int
 }
 
-func openLog(path string, log *slog.Logger) (*logWriter, error) {
+func openLog(path string, rotation Rotation, log *slog.Logger) (*logWriter, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
@@ -55,7 +115,24 @@ func openLog(path string, log *slog.Logger) (*logWriter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &logWriter{f: f, path: path, size: size, log: log}, nil
+	l := &logWriter{f: f, path: path, size: size, rotation: rotation, next: 1, log: log}
+	if rotation.MaxSize > 0 {
+		// A log kept over a restart: number on, and keep fewer files if
+		// fewer are asked for now.
+		files, err := rotatedFiles(path)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("log %s: %w", path, err)
+		}
+		if len(files) > 0 {
+			l.next = files[len(files)-1].n + 1
+		}
+		for len(files) > max(rotation.MaxFiles, 1)-1 {
+			os.Remove(files[0].path)
+			files = files[1:]
+		}
+	}
+	return l, nil
 }
 
 // wholeLines cuts off a last line without its newline, left by a writer
@@ -99,7 +176,11 @@ func (l *logWriter) writeAt(stream string, data []byte, at time.Time) {
 	line = append(line, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
+		return
+	}
+	if err := l.makeRoom(int64(len(line))); err != nil {
+		l.failed(err)
 		return
 	}
 	n, err := l.f.Write(line)
@@ -116,170 +197,70 @@ func (l *logWriter) writeAt(stream string, data []byte, at time.Time) {
 			err = fmt.Errorf("%w; and cutting off the part written: %w", err, terr)
 		}
 	}
+	l.failed(err)
+}
+
+func (l *logWriter) failed(err error) {
 	if l.dropped == 0 {
 		l.log.Warn("container log: write failed, dropping output until it works again", "path", l.path, "err", err)
 	}
 	l.dropped++
 }
 
+// makeRoom rotates the log if a line of n bytes would take it past its
+// size, and opens a file to write if a rotation failed to.
+func (l *logWriter) makeRoom(n int64) error {
+	if l.f != nil && (l.rotation.MaxSize <= 0 || l.size == 0 || l.size+n <= l.rotation.MaxSize) {
+		return nil
+	}
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+		if err := l.rotate(); err != nil {
+			return fmt.Errorf("rotate: %w", err)
+		}
+	}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	size, err := wholeLines(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.f, l.size = f, size
+	return nil
+}
+
+// rotate renames the log being written to the next number and removes
+// the file that leaves the ones kept. Readers keep reading a file they
+// have open whatever its name.
+func (l *logWriter) rotate() error {
+	keep := max(l.rotation.MaxFiles, 1)
+	if keep == 1 {
+		return os.Remove(l.path)
+	}
+	if err := os.Rename(l.path, rotatedPath(l.path, l.next)); err != nil {
+		return err
+	}
+	l.next++
+	if gone := l.next - keep; gone > 0 {
+		if err := os.Remove(rotatedPath(l.path, gone)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func rotatedPath(path string, n int) string { return path + "." + strconv.Itoa(n) }
+
 func (l *logWriter) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if l.f != nil {
 		l.f.Close()
 		l.f = nil
 	}
-}
-
-// EveryLine as ReadOptions.Tail sends the whole log.
-const EveryLine = -1
-
-// ReadOptions choose what ReadLog sends.
-type ReadOptions struct {
-	// Follow keeps sending what is appended until ended is closed.
-	Follow bool
-	// Tail is how many of the last lines already in the log to send (a
-	// last line without its newline counts), or EveryLine; what is
-	// appended later is all sent.
-	Tail int
-	// Since leaves out the entries written before it.
-	Since time.Time
-}
-
-// ReadLog sends the entries of the log at path to fn. With opts.Follow it
-// keeps reading what is appended until ended is closed and the file is
-// read to its end, or ctx is done. A missing log has no entries.
-func ReadLog(ctx context.Context, path string, opts ReadOptions, ended <-chan struct{}, fn func(Entry) error) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	defer f.Close()
-	follow := opts.Follow
-	// Until the first end of file, the entries are the backlog: with a
-	// tail they wait in it until the last lines are known.
-	var backlog *tail
-	if opts.Tail >= 0 {
-		backlog = &tail{lines: opts.Tail}
-	}
-	send := func(e Entry) error {
-		if e.Time.Before(opts.Since) {
-			return nil
-		}
-		if backlog != nil {
-			backlog.add(e)
-			return nil
-		}
-		return fn(e)
-	}
-	r := bufio.NewReader(f)
-	var partial []byte
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			line = append(partial, line...)
-			partial = nil
-			var l logLine
-			if jerr := json.Unmarshal(line, &l); jerr != nil {
-				return fmt.Errorf("log %s: corrupt line: %w", path, jerr)
-			}
-			if err := send(Entry{Stream: l.Stream, Time: l.Time, Data: l.Data}); err != nil {
-				return err
-			}
-			continue
-		}
-		partial = append(partial, line...)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read log: %w", err)
-		}
-		if backlog != nil {
-			for _, e := range backlog.entries() {
-				if err := fn(e); err != nil {
-					return err
-				}
-			}
-			backlog = nil
-		}
-		if !follow {
-			return nil
-		}
-		select {
-		case <-ended:
-			// One more pass: what was written before the end is in the file.
-			follow = false
-			continue
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// tail keeps the last lines of the entries it is given. A line is one
-// stream's: the streams' chunks interleave, so each entry is kept as
-// pieces of at most one line each, knowing whether a piece starts its line.
-type tail struct {
-	lines  int
-	pieces []piece
-	starts int // pieces that start a line
-	// midLine: the streams whose last piece did not end its line.
-	midLine map[string]bool
-}
-
-type piece struct {
-	Entry
-	start bool
-}
-
-func (t *tail) add(e Entry) {
-	if t.lines == 0 {
-		return
-	}
-	if t.midLine == nil {
-		t.midLine = map[string]bool{}
-	}
-	for data := e.Data; len(data) > 0; {
-		n := bytes.IndexByte(data, '\n') + 1
-		if n == 0 {
-			n = len(data)
-		}
-		p := piece{Entry: Entry{Stream: e.Stream, Time: e.Time, Data: data[:n]}, start: !t.midLine[e.Stream]}
-		t.midLine[e.Stream] = data[n-1] != '\n'
-		data = data[n:]
-		t.pieces = append(t.pieces, p)
-		if p.start {
-			t.starts++
-		}
-		// What comes before the first of the last lines goes.
-		for t.starts-b2i(t.pieces[0].start) >= t.lines {
-			t.starts -= b2i(t.pieces[0].start)
-			t.pieces = t.pieces[1:]
-		}
-	}
-}
-
-// entries returns the pieces of the last lines, without those that end a
-// line begun before them.
-func (t *tail) entries() []Entry {
-	out := make([]Entry, 0, len(t.pieces))
-	begun := map[string]bool{}
-	for _, p := range t.pieces {
-		if p.start {
-			begun[p.Stream] = true
-		}
-		if begun[p.Stream] {
-			out = append(out, p.Entry)
-		}
-	}
-	return out
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

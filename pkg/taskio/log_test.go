@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ func TestReadLogTailAndSince(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "log")
-			l, err := openLog(path, nil)
+			l, err := openLog(path, Rotation{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +82,7 @@ func TestReadLogTailAndSince(t *testing.T) {
 // is all sent.
 func TestReadLogTailFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	l, err := openLog(path, nil)
+	l, err := openLog(path, Rotation{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,7 @@ func TestOpenLogCutsPartialLine(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.in), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			l, err := openLog(path, nil)
+			l, err := openLog(path, Rotation{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +233,7 @@ func TestLogFullDisk(t *testing.T) {
 	}
 	var said bytes.Buffer
 	path := filepath.Join(dir, "log")
-	l, err := openLog(path, slog.New(slog.NewTextHandler(&said, nil)))
+	l, err := openLog(path, Rotation{}, slog.New(slog.NewTextHandler(&said, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,5 +270,126 @@ func TestLogFullDisk(t *testing.T) {
 	})
 	if err != nil || len(got) != written+1 || got[written] != "stderr" {
 		t.Errorf("log read back: %v, %v; want %d stdout chunks and then stderr", got, err, written)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	tests := []struct {
+		name     string
+		rotation Rotation
+		lines    int
+	}{
+		{name: "never", rotation: Rotation{}, lines: 100},
+		{name: "three files", rotation: Rotation{MaxSize: 1000, MaxFiles: 3}, lines: 100},
+		{name: "one file", rotation: Rotation{MaxSize: 1000, MaxFiles: 1}, lines: 50},
+		// A line larger than the size still goes in, alone in its file.
+		{name: "lines over the size", rotation: Rotation{MaxSize: 10, MaxFiles: 2}, lines: 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "log")
+			l, err := openLog(path, tt.rotation, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= tt.lines; i++ {
+				l.write("stdout", fmt.Appendf(nil, "line %d\n", i))
+			}
+			l.close()
+			files, _ := filepath.Glob(path + "*")
+			if keep := max(tt.rotation.MaxFiles, 1); tt.rotation.MaxSize > 0 && len(files) != keep {
+				t.Errorf("%d files %v, want %d", len(files), files, keep)
+			}
+			for _, f := range files {
+				if st, err := os.Stat(f); err != nil || tt.rotation.MaxSize >= 100 && st.Size() > tt.rotation.MaxSize {
+					t.Errorf("%s: %v bytes (%v), want at most %d", f, st.Size(), err, tt.rotation.MaxSize)
+				}
+			}
+			numbers := readNumbers(t, path, EveryLine)
+			if len(numbers) == 0 || numbers[len(numbers)-1] != tt.lines {
+				t.Fatalf("read back %v, want lines up to %d", numbers, tt.lines)
+			}
+			for i := 1; i < len(numbers); i++ {
+				if numbers[i] != numbers[i-1]+1 {
+					t.Fatalf("read back %v: not one run of lines", numbers)
+				}
+			}
+			if tt.rotation.MaxSize == 0 && numbers[0] != 1 {
+				t.Errorf("read back from line %d, want all", numbers[0])
+			}
+			if last, want := readNumbers(t, path, 3), numbers[max(0, len(numbers)-3):]; !slices.Equal(last, want) {
+				t.Errorf("tail 3: %v, want %v", last, want)
+			}
+			if err := RemoveLog(path); err != nil {
+				t.Fatal(err)
+			}
+			if left, _ := filepath.Glob(path + "*"); len(left) != 0 {
+				t.Errorf("RemoveLog left %v", left)
+			}
+		})
+	}
+}
+
+// readNumbers reads back a log of "line N" chunks.
+func readNumbers(t *testing.T, path string, tail int) []int {
+	t.Helper()
+	var numbers []int
+	err := ReadLog(context.Background(), path, ReadOptions{Tail: tail}, nil, func(e Entry) error {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(string(e.Data), "line ")))
+		numbers = append(numbers, n)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return numbers
+}
+
+// TestReadLogFollowRotation: a follower that falls behind by several
+// rotations reads the files it missed, in order, and loses nothing.
+func TestReadLogFollowRotation(t *testing.T) {
+	defer func(poll time.Duration) { followPoll = poll }(followPoll)
+	followPoll = 20 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "log")
+	// About four lines a file: a batch of 40 lines is ten rotations,
+	// written while the follower waits at the end of the file it read.
+	l, err := openLog(path, Rotation{MaxSize: 300, MaxFiles: 100}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	got := make(chan []int, 1)
+	go func() {
+		var numbers []int
+		err := ReadLog(context.Background(), path, ReadOptions{Follow: true, Tail: EveryLine}, ended, func(e Entry) error {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(string(e.Data), "line ")))
+			numbers = append(numbers, n)
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- numbers
+	}()
+	const lines = 500
+	for i := 1; i <= lines; i++ {
+		l.write("stdout", fmt.Appendf(nil, "line %d\n", i))
+		if i%40 == 0 {
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+	l.close()
+	close(ended)
+	numbers := <-got
+	if len(numbers) != lines {
+		t.Fatalf("follower read %d lines, want %d: %v", len(numbers), lines, numbers)
+	}
+	for i, n := range numbers {
+		if n != i+1 {
+			t.Fatalf("follower read line %d as number %d: %v", n, i+1, numbers)
+		}
+	}
+	if files, _ := filepath.Glob(path + ".*"); len(files) < 99 {
+		t.Errorf("%d rotated files: the test wants many rotations", len(files))
 	}
 }

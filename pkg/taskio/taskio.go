@@ -29,8 +29,10 @@ type Config struct {
 	Stdin bool
 	// Terminal: the shim sends everything to stdout; no stderr FIFO.
 	Terminal bool
-	// LogPath, if set, receives every output chunk (see Log).
-	LogPath string
+	// LogPath, if set, receives every output chunk (see ReadLog),
+	// rotated as LogRotation says.
+	LogPath     string
+	LogRotation Rotation
 	// Log tells when the log at LogPath cannot be written (a full disk);
 	// nil: nothing is said.
 	Log *slog.Logger
@@ -100,7 +102,7 @@ func open(cfg Config, create bool) (_ *IO, err error) {
 		}
 	}()
 	if cfg.LogPath != "" {
-		if p.log, err = openLog(cfg.LogPath, cfg.Log); err != nil {
+		if p.log, err = openLog(cfg.LogPath, cfg.LogRotation, cfg.Log); err != nil {
 			return nil, err
 		}
 	}

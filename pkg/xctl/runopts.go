@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/xstack/xstack/pkg/units"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
@@ -85,7 +86,7 @@ func containerRequest(fs *flagSet, args []string, lookupEnv func(string) (string
 	}
 	var err error
 	if s := fs.str("memory"); s != "" {
-		if o.MemoryBytes, err = parseMemory(s); err != nil {
+		if o.MemoryBytes, err = units.ParseSize(s); err != nil {
 			return nil, usagef("--memory: %v", err)
 		}
 	}
