@@ -288,3 +288,43 @@ func TestOOM(t *testing.T) {
 	}
 	d.ok("rm", "hog")
 }
+
+// TestAttachRestart: xctl attach joins a running container (its stdin
+// too, when created with -i) and exits with its status; restart stops a
+// running container and starts it again, and starts a stopped one.
+func TestAttachRestart(t *testing.T) {
+	d := newDaemon(t)
+	d.importImage()
+	d.ok("run", "-d", "-i", "--name", "shell", testImage, "sh")
+	d.waitStatus("shell", xdv1.Status_RUNNING)
+	out, errOut, code := d.xctlIn([]byte("echo hi from $0\nexit 3\n"), "attach", "shell")
+	if code != 3 || out != "hi from sh\n" {
+		t.Errorf("attach with stdin: exit %d, stdout %q, stderr %q; want 3 and the shell's answer", code, out, errOut)
+	}
+	if _, errOut, code := d.xctl("attach", "shell"); code == 0 || !strings.Contains(errOut, "not running") {
+		t.Errorf("attach to a stopped container: exit %d, stderr %q", code, errOut)
+	}
+	d.ok("run", "-d", "--name", "ticker", testImage, "sh", "-c", "sleep 1; echo tick; exit 4")
+	if out, errOut, code := d.xctl("attach", "ticker"); code != 4 || out != "tick\n" {
+		t.Errorf("attach: exit %d, stdout %q, stderr %q; want 4 and tick", code, out, errOut)
+	}
+
+	d.ok("run", "-d", "--name", "server", testImage, "sleep", "1000")
+	first := d.waitStatus("server", xdv1.Status_RUNNING)
+	if out := d.ok("restart", "-t", "1", "server"); out != "server\n" {
+		t.Errorf("restart printed %q", out)
+	}
+	again := d.waitStatus("server", xdv1.Status_RUNNING)
+	if again.Pid == first.Pid || again.Pid == 0 {
+		t.Errorf("after restart pid %d, before %d: want a new init", again.Pid, first.Pid)
+	}
+	d.ok("kill", "server")
+	d.waitStatus("server", xdv1.Status_STOPPED)
+	d.ok("restart", "server")
+	if third := d.waitStatus("server", xdv1.Status_RUNNING); third.Pid == again.Pid {
+		t.Errorf("restart of a stopped container kept pid %d", third.Pid)
+	}
+	if _, errOut, code := d.xctl("restart", "nope"); code == 0 || !strings.Contains(errOut, `"nope"`) {
+		t.Errorf("restart of an unknown container: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -14,6 +14,11 @@ func formatFlag(usage string) *flagDef {
 	return &flagDef{long: "format", kind: stringFlag, usage: usage}
 }
 
+// graceFlag is stop's and restart's --time.
+func graceFlag() *flagDef {
+	return &flagDef{long: "time", short: "t", kind: stringFlag, def: "0", usage: "seconds to wait before SIGKILL (0: xd's stop_timeout, 10 s by default)"}
+}
+
 // wantJSON reads --format: json, or human (the default: "table" or
 // "text").
 func wantJSON(fs *flagSet, human string) (bool, error) {
@@ -66,6 +71,10 @@ func commands() []*command {
 				{long: "attach", short: "a", kind: boolFlag, usage: "attach to the output and exit with the container's status"},
 				{long: "interactive", short: "i", kind: boolFlag, usage: "with -a: forward stdin (the container must have been created with -i)"},
 			}},
+		{name: "attach", usage: "Attach to a running container's output (and stdin, if created with -i) until it exits", argsUsage: "CONTAINER", minArgs: 1, maxArgs: 1, run: runAttach,
+			flags: []*flagDef{{long: "no-stdin", kind: boolFlag, usage: "do not forward stdin"}}},
+		{name: "restart", usage: "Stop containers if they run, then start them again", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runRestart,
+			flags: []*flagDef{graceFlag()}},
 		{name: "exec", usage: "Run a command in a running container", argsUsage: "CONTAINER COMMAND [ARG...]", verbatim: true, minArgs: 2, maxArgs: -1, run: runExec,
 			flags: []*flagDef{
 				{long: "interactive", short: "i", kind: boolFlag, usage: "keep stdin open"},
@@ -94,7 +103,7 @@ func commands() []*command {
 				{long: "all", kind: boolFlag, usage: "signal every process of the container"},
 			}},
 		{name: "stop", usage: "Stop containers: SIGTERM, then SIGKILL after a grace period", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runStop,
-			flags: []*flagDef{{long: "time", short: "t", kind: stringFlag, def: "0", usage: "seconds to wait before SIGKILL (0: xd's stop_timeout, 10 s by default)"}}},
+			flags: []*flagDef{graceFlag()}},
 		{name: "rm", usage: "Remove containers", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runRm,
 			flags: []*flagDef{{long: "force", short: "f", kind: boolFlag, usage: "kill and remove running containers"}}},
 		{name: "wait", usage: "Wait for containers to exit and print their exit codes", argsUsage: "CONTAINER...", minArgs: 1, maxArgs: -1, run: runWait},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -185,21 +186,30 @@ func runKill(ctx context.Context, e *env, fs *flagSet, args []string) error {
 
 // runStop is `xctl stop`: Tasks.Stop (SIGTERM, SIGKILL after -t seconds).
 func runStop(ctx context.Context, e *env, fs *flagSet, args []string) error {
-	timeout, err := fs.integer("time")
+	timeout, err := graceSeconds(fs)
 	if err != nil {
 		return err
-	}
-	if timeout < 0 {
-		return usagef("invalid --time %d", timeout)
 	}
 	c, err := e.connect()
 	if err != nil {
 		return err
 	}
 	return e.forEach(args, func(id string) error {
-		_, err := c.Tasks().Stop(ctx, &xdv1.StopRequest{ContainerId: id, TimeoutSeconds: uint32(timeout)})
+		_, err := c.Tasks().Stop(ctx, &xdv1.StopRequest{ContainerId: id, TimeoutSeconds: timeout})
 		return err
 	})
+}
+
+// graceSeconds reads --time (graceFlag).
+func graceSeconds(fs *flagSet) (uint32, error) {
+	timeout, err := fs.integer("time")
+	if err != nil {
+		return 0, err
+	}
+	if timeout < 0 || timeout > math.MaxUint32 {
+		return 0, usagef("invalid --time %d", timeout)
+	}
+	return uint32(timeout), nil
 }
 
 // runRm is `xctl rm`: with -f, Containers.Delete force; without, a

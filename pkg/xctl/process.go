@@ -23,6 +23,9 @@ type procSpec struct {
 	execID      string // "" for the container's init
 	stdin       bool   // forward our stdin
 	tty         bool   // the process has a terminal
+	// running: attach to the process as it runs, without starting it or
+	// closing its stdin when ours ends (another client may attach later).
+	running bool
 }
 
 // errNotStarted wraps an error that happened before the process started.
@@ -33,7 +36,7 @@ func (e *errNotStarted) Unwrap() error { return e.err }
 
 // attachStartWait runs a created process in the foreground: Tasks.Attach
 // (first message names the process; xd acknowledges it), Tasks.Wait,
-// Tasks.Start, then it copies the output until the
+// Tasks.Start (unless p.running), then it copies the output until the
 // attach stream ends and returns the exit status from Wait. While it runs,
 // SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded with Tasks.Kill and, with a
 // terminal, our window size follows with Tasks.ResizePty. Errors before the
@@ -67,8 +70,10 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 	sigs, stopSigs := notifySignals(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGWINCH)
 	defer stopSigs()
 
-	if _, err := c.Tasks().Start(ctx, &xdv1.StartRequest{ContainerId: p.containerID, ExecId: p.execID}); err != nil {
-		return 0, &errNotStarted{err}
+	if !p.running {
+		if _, err := c.Tasks().Start(ctx, &xdv1.StartRequest{ContainerId: p.containerID, ExecId: p.execID}); err != nil {
+			return 0, &errNotStarted{err}
+		}
 	}
 
 	if p.tty {
@@ -96,7 +101,7 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 		}
 	}()
 	if p.stdin {
-		go copyStdin(e.stdin, stream)
+		go copyStdin(e.stdin, stream, !p.running)
 	}
 
 	for {
@@ -123,8 +128,9 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 	return r.Status.GetExitStatus(), nil
 }
 
-// copyStdin sends our stdin to the process, then closes the process's.
-func copyStdin(in io.Reader, stream xdv1.Tasks_AttachClient) {
+// copyStdin sends our stdin to the process, then, if asked, closes the
+// process's.
+func copyStdin(in io.Reader, stream xdv1.Tasks_AttachClient, closeAtEnd bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := in.Read(buf)
@@ -134,7 +140,9 @@ func copyStdin(in io.Reader, stream xdv1.Tasks_AttachClient) {
 			}
 		}
 		if err != nil {
-			stream.Send(&xdv1.AttachRequest{CloseStdin: true})
+			if closeAtEnd {
+				stream.Send(&xdv1.AttachRequest{CloseStdin: true})
+			}
 			return
 		}
 	}

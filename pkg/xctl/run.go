@@ -150,6 +150,66 @@ func runStart(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	return nil
 }
 
+// runAttach is `xctl attach`: a running container's output from now on,
+// with our stdin if it was created with -i (and not --no-stdin), and our
+// signals forwarded, until it exits; xctl exits with its status.
+func runAttach(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	id := args[0]
+	ctr, err := c.Containers().Get(ctx, &xdv1.GetContainerRequest{Id: id})
+	if err != nil {
+		return err
+	}
+	t, err := c.Tasks().Get(ctx, &xdv1.ContainerRequest{ContainerId: id})
+	if err != nil && !client.IsNotFound(err) {
+		return err
+	}
+	if !isLive(t) {
+		return fmt.Errorf("container %s is not running: start it first (or xctl start -a)", id)
+	}
+	status, err := e.attachStartWait(ctx, c, procSpec{containerID: id, running: true,
+		tty: ctr.GetOptions().GetTty(), stdin: !fs.boolean("no-stdin") && ctr.GetOptions().GetStdin()})
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return &exitCode{code: int(status)}
+	}
+	return nil
+}
+
+// runRestart is `xctl restart`: each container stopped if it runs
+// (SIGTERM, then SIGKILL after the grace period), then started again.
+func runRestart(ctx context.Context, e *env, fs *flagSet, args []string) error {
+	timeout, err := graceSeconds(fs)
+	if err != nil {
+		return err
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	return e.forEach(args, func(id string) error {
+		if _, err := c.Containers().Get(ctx, &xdv1.GetContainerRequest{Id: id}); err != nil {
+			return err
+		}
+		if t, err := c.Tasks().Get(ctx, &xdv1.ContainerRequest{ContainerId: id}); err == nil && isLive(t) {
+			if _, err := c.Tasks().Stop(ctx, &xdv1.StopRequest{ContainerId: id, TimeoutSeconds: timeout}); err != nil {
+				return err
+			}
+		}
+		running, err := prepareTask(ctx, c, id)
+		if err != nil || running {
+			return err
+		}
+		_, err = c.Tasks().Start(ctx, &xdv1.StartRequest{ContainerId: id})
+		return err
+	})
+}
+
 // prepareTask leaves the container with a created task, or reports that
 // its task is already running.
 func prepareTask(ctx context.Context, c *client.Client, id string) (running bool, err error) {
