@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -37,7 +38,17 @@ func (v *versionService) Info(ctx context.Context, _ *emptypb.Empty) (*xdv1.Info
 		Version: version.Version, Pid: uint32(os.Getpid()), Root: s.cfg.Root, State: s.cfg.State,
 		Address: s.cfg.Address, Runtimes: rts, DefaultRuntime: s.cfg.DefaultRuntime,
 		UptimeSeconds: int64(time.Since(s.started).Seconds()),
+		Goroutines:    uint32(runtime.NumGoroutine()), OpenFds: openFds(),
 	}, nil
+}
+
+// openFds counts this process's open file descriptors (0 if unknown).
+func openFds() uint32 {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return uint32(len(entries) - 1) // less the one reading the directory
 }
 
 type tasksService struct{ s *Server }

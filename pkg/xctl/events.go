@@ -139,8 +139,8 @@ func runInfo(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if asJSON {
 		return writeJSON(e.stdout, in)
 	}
-	fmt.Fprintf(e.stdout, "Server version:  %s\nPid:             %d\nAddress:         %s\nRoot:            %s\nState:           %s\nUptime:          %s\nNamespace:       %s\nDefault runtime: %s\nRuntimes:\n",
-		in.Version, in.Pid, in.Address, in.Root, in.State, humanDuration(time.Duration(in.UptimeSeconds)*time.Second), c.Namespace(), in.DefaultRuntime)
+	fmt.Fprintf(e.stdout, "Server version:   %s\nPid:              %d\nAddress:          %s\nRoot:             %s\nState:            %s\nUptime:           %s\nGoroutines:       %d\nFile descriptors: %d\nNamespace:        %s\nDefault runtime:  %s\nRuntimes:\n",
+		in.Version, in.Pid, in.Address, in.Root, in.State, humanDuration(time.Duration(in.UptimeSeconds)*time.Second), in.Goroutines, in.OpenFds, c.Namespace(), in.DefaultRuntime)
 	for _, name := range sortedKeys(in.Runtimes) {
 		fmt.Fprintf(e.stdout, "  %s: %s\n", name, in.Runtimes[name])
 	}

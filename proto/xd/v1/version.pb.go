@@ -92,6 +92,10 @@ type InfoResponse struct {
 	DefaultRuntime string            `protobuf:"bytes,7,opt,name=default_runtime,json=defaultRuntime,proto3" json:"default_runtime,omitempty"`
 	// Seconds since xd started.
 	UptimeSeconds int64 `protobuf:"varint,8,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	// xd's own goroutines and open file descriptors, as docker info shows
+	// them: a number that only grows is a leak.
+	Goroutines    uint32 `protobuf:"varint,9,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	OpenFds       uint32 `protobuf:"varint,10,opt,name=open_fds,json=openFds,proto3" json:"open_fds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -182,6 +186,20 @@ func (x *InfoResponse) GetUptimeSeconds() int64 {
 	return 0
 }
 
+func (x *InfoResponse) GetGoroutines() uint32 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetOpenFds() uint32 {
+	if x != nil {
+		return x.OpenFds
+	}
+	return 0
+}
+
 var File_xd_v1_version_proto protoreflect.FileDescriptor
 
 const file_xd_v1_version_proto_rawDesc = "" +
@@ -189,7 +207,7 @@ const file_xd_v1_version_proto_rawDesc = "" +
 	"\x13xd/v1/version.proto\x12\x05xd.v1\x1a\x1bgoogle/protobuf/empty.proto\"C\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
-	"\x06commit\x18\x02 \x01(\tR\x06commit\"\xca\x02\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\"\x85\x03\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\rR\x03pid\x12\x12\n" +
@@ -198,7 +216,12 @@ const file_xd_v1_version_proto_rawDesc = "" +
 	"\aaddress\x18\x05 \x01(\tR\aaddress\x12=\n" +
 	"\bruntimes\x18\x06 \x03(\v2!.xd.v1.InfoResponse.RuntimesEntryR\bruntimes\x12'\n" +
 	"\x0fdefault_runtime\x18\a \x01(\tR\x0edefaultRuntime\x12%\n" +
-	"\x0euptime_seconds\x18\b \x01(\x03R\ruptimeSeconds\x1a;\n" +
+	"\x0euptime_seconds\x18\b \x01(\x03R\ruptimeSeconds\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\t \x01(\rR\n" +
+	"goroutines\x12\x19\n" +
+	"\bopen_fds\x18\n" +
+	" \x01(\rR\aopenFds\x1a;\n" +
 	"\rRuntimesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012y\n" +
