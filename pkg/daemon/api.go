@@ -73,14 +73,22 @@ func (a *tasksService) Kill(ctx context.Context, r *xdv1.KillRequest) (*emptypb.
 	if r.Signal == 0 {
 		return nil, fmt.Errorf("kill: no signal: %w", errdefs.ErrInvalidArgument)
 	}
+	if r.ExecId == "" && endsProcess(r.Signal) {
+		a.s.stoppedByClient(ctx, r.ContainerId)
+	}
 	return empty, a.s.Kill(ctx, r.ContainerId, r.ExecId, r.Signal, r.All)
 }
 
 func (a *tasksService) Stop(ctx context.Context, r *xdv1.StopRequest) (*xdv1.ExitStatus, error) {
+	a.s.stoppedByClient(ctx, r.ContainerId)
 	return a.s.Stop(ctx, r.ContainerId, time.Duration(r.TimeoutSeconds)*time.Second)
 }
 
 func (a *tasksService) Delete(ctx context.Context, r *xdv1.DeleteTaskRequest) (*xdv1.ExitStatus, error) {
+	if r.ExecId == "" {
+		// The client takes it from here (xctl start deletes, then creates).
+		a.s.cancelRestart(namespace(ctx), r.ContainerId)
+	}
 	return a.s.DeleteProcess(ctx, r.ContainerId, r.ExecId, r.Force)
 }
 

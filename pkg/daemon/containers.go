@@ -94,6 +94,9 @@ func (s *Server) CreateContainer(ctx context.Context, r *xdv1.CreateContainerReq
 	if opts == nil {
 		opts = &xdv1.RunOptions{}
 	}
+	if _, err := parseRestartPolicy(opts.Restart); err != nil {
+		return nil, err
+	}
 
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
@@ -156,6 +159,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *xdv1.CreateContainerReq
 // task is refused unless force, which kills and deletes it first.
 func (s *Server) DeleteContainer(ctx context.Context, id string, force bool) error {
 	ns := namespace(ctx)
+	s.cancelRestart(ns, id)
 	c, err := s.db.GetContainer(ns, id)
 	if err != nil {
 		return err

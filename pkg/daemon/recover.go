@@ -76,6 +76,7 @@ func (s *Server) Recover(ctx context.Context) error {
 		}
 		s.recoverAll(ctx, later, 2)
 		s.removeOrphanBundles(ctx, known)
+		s.restartAtStart()
 		s.log.Info("re-attached to running containers", "containers", len(later), "took", time.Since(start))
 		// Garbage (of a crash during an import or a delete) can wait.
 		s.collectGarbage(context.WithoutCancel(ctx))

@@ -50,6 +50,9 @@ type Server struct {
 	// shim that is not re-attached yet: the re-attaching starts at once.
 	reattachNow  chan struct{}
 	reattachOnce sync.Once
+	// restarts are the restarts of restart policies waiting for their
+	// delay, by ns/id.
+	restarts map[string]*pendingRestart
 
 	listener net.Listener
 	srv      *ttrpc.Server
@@ -57,7 +60,7 @@ type Server struct {
 
 // New opens xd's stores under cfg.Root and cfg.State.
 func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
-	s := &Server{cfg: cfg, log: log, started: time.Now(), tasks: map[string]*task{}, recovering: map[string]*recovering{}, reattachNow: make(chan struct{}), exchange: events.NewExchange()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), tasks: map[string]*task{}, recovering: map[string]*recovering{}, restarts: map[string]*pendingRestart{}, reattachNow: make(chan struct{}), exchange: events.NewExchange()}
 	for _, dir := range []string{cfg.Root, cfg.State} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)

@@ -270,6 +270,9 @@ func (t *task) exited(p *process, status uint32, at time.Time, why string) {
 	t.s.publish(t.ns, events.TopicTaskExit, t.id, func(ev *xdv1.Event) {
 		ev.ExecId, ev.Pid, ev.ExitStatus, ev.ExitedAt = p.execID, p.pid, status, timestamppb.New(at)
 	})
+	if p.execID == "" {
+		t.s.afterInitExit(t, status)
+	}
 }
 
 // detach lets go of the shim without touching it: xd is exiting and the

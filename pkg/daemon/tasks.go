@@ -42,8 +42,16 @@ func (s *Server) runtimeOptions(c *xdv1.Container) *options.Options {
 	return &options.Options{BinaryName: binary, Root: filepath.Join(s.cfg.State, "runtime")}
 }
 
-// CreateTask starts a shim for the container and creates its init process.
-func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err error) {
+// CreateTask starts a shim for the container and creates its init
+// process, for a client: a restart its policy had pending is dropped.
+func (s *Server) CreateTask(ctx context.Context, id string) (*xdv1.Task, error) {
+	s.cancelRestart(namespace(ctx), id)
+	return s.createTask(ctx, id, 0)
+}
+
+// createTask makes the container's task; restarts counts the restarts of
+// its policy, which keep the log of the runs before.
+func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ *xdv1.Task, err error) {
 	ns := namespace(ctx)
 	c, err := s.db.GetContainer(ns, id)
 	if err != nil {
@@ -104,7 +112,9 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 	if err := os.MkdirAll(filepath.Dir(s.logPath(ns, id)), 0o700); err != nil {
 		return nil, err
 	}
-	taskio.RemoveLog(s.logPath(ns, id)) // a new task starts a new log
+	if restarts == 0 {
+		taskio.RemoveLog(s.logPath(ns, id)) // a new task starts a new log
+	}
 	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty,
 		LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: s.log.With("ns", ns, "id", id)})
 	if err != nil {
@@ -130,6 +140,7 @@ func (s *Server) CreateTask(ctx context.Context, id string) (_ *xdv1.Task, err e
 		record: &xdv1.Task{
 			ContainerId: id, Status: xdv1.Status_CREATED, Tty: tty, Stdin: stdin,
 			ShimAddress: shim.Address(), Runtime: c.Runtime, ShimPid: uint32(shim.Pid()),
+			RestartCount: restarts,
 		},
 	}
 	anyOpts, err := typeurl.MarshalAnyToProto(opts)

@@ -274,6 +274,9 @@ type inspectTask struct {
 	Stdin       bool       `json:"stdin"`
 	Runtime     string     `json:"runtime,omitempty"`
 	ShimAddress string     `json:"shim_address,omitempty"`
+	// What the restart policy did and will do.
+	RestartCount  uint32 `json:"restart_count"`
+	StoppedByUser bool   `json:"stopped_by_user,omitempty"`
 }
 
 // inspectRecord is one element of inspect's JSON array.
@@ -341,6 +344,7 @@ func newInspectRecord(ctr *xdv1.Container, t *xdv1.Task) inspectRecord {
 			ExitedAt: tsPtr(t.ExitedAt), StartedAt: tsPtr(t.StartedAt),
 			OOMKilled: t.OomKilled, Error: t.Error, TTY: t.Tty, Stdin: t.Stdin,
 			Runtime: t.Runtime, ShimAddress: t.ShimAddress,
+			RestartCount: t.RestartCount, StoppedByUser: t.StoppedByUser,
 		}
 		if t.Status == xdv1.Status_STOPPED {
 			r.Task.Signal = exitSignal(t.ExitStatus)

@@ -26,6 +26,9 @@ func runRun(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if rm && detach {
 		return runFailure(usagef("--rm and -d cannot be combined: xd does not remove containers by itself"))
 	}
+	if r := req.Options.Restart; rm && r != "" && r != "no" {
+		return runFailure(usagef("--rm and --restart cannot be combined: a container removed when it exits is not restarted"))
+	}
 	opts := req.Options
 	if _, isTerm := terminalFd(e.stdin); opts.Tty && opts.Stdin && !isTerm && !detach {
 		return runFailure(fmt.Errorf("the input device is not a TTY"))

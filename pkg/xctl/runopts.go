@@ -28,6 +28,7 @@ func containerFlags() []*flagDef {
 		{long: "runtime", kind: stringFlag, usage: "runtime: io.xstack.xshim.v1 or io.containerd.runc.v2 (default: xd's)"},
 		{long: "runtime-binary", kind: stringFlag, usage: "OCI runtime binary the shim runs (default: the shim's)"},
 		{long: "label", short: "l", kind: listFlag, usage: "set a label KEY=VALUE"},
+		{long: "restart", kind: stringFlag, usage: "when its init exits: no (default), always, unless-stopped, on-failure[:N]"},
 	}
 }
 
@@ -107,6 +108,7 @@ func containerRequest(fs *flagSet, args []string, lookupEnv func(string) (string
 	default:
 		return nil, usagef("invalid --net %q: want none or host", n)
 	}
+	o.Restart = fs.str("restart") // xd checks it
 	labels := map[string]string{}
 	for _, l := range fs.list("label") {
 		k, v, _ := strings.Cut(l, "=")

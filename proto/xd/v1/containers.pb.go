@@ -106,9 +106,13 @@ type RunOptions struct {
 	PidsLimit int64 `protobuf:"varint,11,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
 	ReadOnly  bool  `protobuf:"varint,12,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	// "none" (own network namespace with loopback only, the default) or "host".
-	Network       string `protobuf:"bytes,13,opt,name=network,proto3" json:"network,omitempty"`
-	Tty           bool   `protobuf:"varint,14,opt,name=tty,proto3" json:"tty,omitempty"`
-	Stdin         bool   `protobuf:"varint,15,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Network string `protobuf:"bytes,13,opt,name=network,proto3" json:"network,omitempty"`
+	Tty     bool   `protobuf:"varint,14,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin   bool   `protobuf:"varint,15,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// What xd does when the container's init exits, as docker's --restart:
+	// "no" (or empty), "always", "unless-stopped", "on-failure" or
+	// "on-failure:N" (at most N restarts).
+	Restart       string `protobuf:"bytes,16,opt,name=restart,proto3" json:"restart,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -246,6 +250,13 @@ func (x *RunOptions) GetStdin() bool {
 		return x.Stdin
 	}
 	return false
+}
+
+func (x *RunOptions) GetRestart() string {
+	if x != nil {
+		return x.Restart
+	}
+	return ""
 }
 
 type Container struct {
@@ -639,7 +650,7 @@ const file_xd_v1_containers_proto_rawDesc = "" +
 	"\x05Mount\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1a\n" +
-	"\breadonly\x18\x03 \x01(\bR\breadonly\"\xa9\x03\n" +
+	"\breadonly\x18\x03 \x01(\bR\breadonly\"\xc3\x03\n" +
 	"\n" +
 	"RunOptions\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x1e\n" +
@@ -661,7 +672,8 @@ const file_xd_v1_containers_proto_rawDesc = "" +
 	"\tread_only\x18\f \x01(\bR\breadOnly\x12\x18\n" +
 	"\anetwork\x18\r \x01(\tR\anetwork\x12\x10\n" +
 	"\x03tty\x18\x0e \x01(\bR\x03tty\x12\x14\n" +
-	"\x05stdin\x18\x0f \x01(\bR\x05stdin\"\xbd\x03\n" +
+	"\x05stdin\x18\x0f \x01(\bR\x05stdin\x12\x18\n" +
+	"\arestart\x18\x10 \x01(\tR\arestart\"\xbd\x03\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +

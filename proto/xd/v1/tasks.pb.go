@@ -103,7 +103,13 @@ type Task struct {
 	StartedAt   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// The shim's pid: with the init's pid, how a restarted xd tells at once
 	// that a container still runs (its init is alive and the shim's child).
-	ShimPid       uint32 `protobuf:"varint,14,opt,name=shim_pid,json=shimPid,proto3" json:"shim_pid,omitempty"`
+	ShimPid uint32 `protobuf:"varint,14,opt,name=shim_pid,json=shimPid,proto3" json:"shim_pid,omitempty"`
+	// How many times the restart policy started the container again since
+	// a client last started it.
+	RestartCount uint32 `protobuf:"varint,15,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
+	// A client stopped the container (stop, or kill with a signal that
+	// ends it): the restart policy leaves it stopped.
+	StoppedByUser bool `protobuf:"varint,16,opt,name=stopped_by_user,json=stoppedByUser,proto3" json:"stopped_by_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +240,20 @@ func (x *Task) GetShimPid() uint32 {
 		return x.ShimPid
 	}
 	return 0
+}
+
+func (x *Task) GetRestartCount() uint32 {
+	if x != nil {
+		return x.RestartCount
+	}
+	return 0
+}
+
+func (x *Task) GetStoppedByUser() bool {
+	if x != nil {
+		return x.StoppedByUser
+	}
+	return false
 }
 
 type ExitStatus struct {
@@ -1494,7 +1514,7 @@ var File_xd_v1_tasks_proto protoreflect.FileDescriptor
 
 const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\n" +
-	"\x11xd/v1/tasks.proto\x12\x05xd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x03\n" +
+	"\x11xd/v1/tasks.proto\x12\x05xd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x04\n" +
 	"\x04Task\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x10\n" +
@@ -1513,7 +1533,9 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\aruntime\x18\f \x01(\tR\aruntime\x129\n" +
 	"\n" +
 	"started_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x19\n" +
-	"\bshim_pid\x18\x0e \x01(\rR\ashimPid\"x\n" +
+	"\bshim_pid\x18\x0e \x01(\rR\ashimPid\x12#\n" +
+	"\rrestart_count\x18\x0f \x01(\rR\frestartCount\x12&\n" +
+	"\x0fstopped_by_user\x18\x10 \x01(\bR\rstoppedByUser\"x\n" +
 	"\n" +
 	"ExitStatus\x12\x1f\n" +
 	"\vexit_status\x18\x01 \x01(\rR\n" +
