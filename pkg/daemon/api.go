@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/events"
+	"github.com/xstack/xstack/pkg/flowctl"
 	"github.com/xstack/xstack/pkg/taskio"
 	"github.com/xstack/xstack/pkg/version"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
@@ -136,9 +137,12 @@ func (a *tasksService) Attach(ctx context.Context, stream xdv1.Tasks_AttachServe
 	return errgrpc.ToGRPC(a.s.attach(ctx, stream))
 }
 
-func (a *tasksService) Logs(ctx context.Context, r *xdv1.LogsRequest, stream xdv1.Tasks_LogsServer) error {
-	ctx, err := streamNamespace(ctx, r.Namespace)
+func (a *tasksService) Logs(ctx context.Context, stream xdv1.Tasks_LogsServer) error {
+	r, err := stream.Recv()
 	if err != nil {
+		return errgrpc.ToGRPC(fmt.Errorf("logs: no request: %w", errdefs.ErrInvalidArgument))
+	}
+	if ctx, err = streamNamespace(ctx, r.Namespace); err != nil {
 		return err
 	}
 	return errgrpc.ToGRPC(a.s.logs(ctx, r, stream))
@@ -176,7 +180,29 @@ func (s *Server) logs(ctx context.Context, r *xdv1.LogsRequest, stream xdv1.Task
 	if r.Since != nil {
 		opts.Since = r.Since.AsTime()
 	}
+	var flow *flowctl.Sender
+	if r.FlowControl {
+		flow = flowctl.NewSender()
+		if err := stream.Send(&xdv1.LogEntry{FlowControl: true}); err != nil {
+			return err
+		}
+		go func() {
+			for {
+				ack, err := stream.Recv()
+				if err != nil {
+					flow.ReceiverGone()
+					return
+				}
+				flow.Acked(ack.Consumed)
+			}
+		}()
+	}
 	return taskio.ReadLog(ctx, s.logPath(ns, r.ContainerId), opts, ended, func(e taskio.Entry) error {
+		if flow != nil {
+			if err := flow.Wait(ctx); err != nil {
+				return err
+			}
+		}
 		return stream.Send(&xdv1.LogEntry{Stream: e.Stream, Data: e.Data, Time: timestamppb.New(e.Time)})
 	})
 }

@@ -4,17 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
+	"github.com/xstack/xstack/pkg/flowctl"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
 // attach streams a process's output to a client and its stdin from it. The
 // first response is an empty acknowledgement: once the client has it, no
 // output written after that is missed, so clients attach before Start.
+// With flow control, output waits for the client's acknowledgements, and
+// stdin goes to the process from a queue the client does not overrun, so
+// that acknowledgements are read while the process is slow to take its
+// stdin (a process blocked writing output it cannot be sent would
+// otherwise never read its stdin again).
 func (s *Server) attach(ctx context.Context, stream xdv1.Tasks_AttachServer) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -36,7 +43,11 @@ func (s *Server) attach(ctx context.Context, stream xdv1.Tasks_AttachServer) err
 	}
 	sub := p.io.Attach()
 	defer sub.Close()
-	if err := stream.Send(&xdv1.AttachResponse{}); err != nil {
+	var output *flowctl.Sender
+	if first.FlowControl {
+		output = flowctl.NewSender()
+	}
+	if err := stream.Send(&xdv1.AttachResponse{FlowControl: output != nil}); err != nil {
 		return err
 	}
 	if len(first.Stdin) > 0 || first.CloseStdin {
@@ -44,15 +55,45 @@ func (s *Server) attach(ctx context.Context, stream xdv1.Tasks_AttachServer) err
 			return err
 		}
 	}
+	var sendMu sync.Mutex
+	send := func(resp *xdv1.AttachResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return stream.Send(resp)
+	}
+	stdin := make(chan *xdv1.AttachRequest, flowctl.Window)
 	go func() {
+		defer close(stdin)
 		for {
 			req, err := stream.Recv()
 			if err != nil {
+				if output != nil {
+					output.ReceiverGone()
+				}
 				return
 			}
+			if output != nil && req.OutputConsumed > 0 {
+				output.Acked(req.OutputConsumed)
+			}
+			if len(req.Stdin) > 0 || req.CloseStdin {
+				stdin <- req
+			}
+		}
+	}()
+	go func() {
+		var consumed flowctl.Receiver
+		for req := range stdin {
 			if err := s.feedStdin(ctx, t, p, req); err != nil {
 				t.log.Debug("attach stdin", "error", err)
+				for range stdin {
+					// Drained: the client's acknowledged stdin goes nowhere.
+				}
 				return
+			}
+			if n, due := consumed.Consumed(); due && output != nil {
+				if err := send(&xdv1.AttachResponse{StdinConsumed: n}); err != nil {
+					return
+				}
 			}
 		}
 	}()
@@ -62,13 +103,18 @@ func (s *Server) attach(ctx context.Context, stream xdv1.Tasks_AttachServer) err
 			if !ok {
 				return nil
 			}
+			if output != nil {
+				if err := output.Wait(ctx); err != nil {
+					return err
+				}
+			}
 			resp := &xdv1.AttachResponse{}
 			if c.Stream == "stderr" {
 				resp.Stderr = c.Data
 			} else {
 				resp.Stdout = c.Data
 			}
-			if err := stream.Send(resp); err != nil {
+			if err := send(resp); err != nil {
 				return err
 			}
 		case <-ctx.Done():

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xstack/xstack/pkg/client"
+	"github.com/xstack/xstack/pkg/flowctl"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
@@ -483,15 +484,20 @@ func runLogs(ctx context.Context, e *env, fs *flagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	req.Namespace = c.Namespace()
-	stream, err := c.Tasks().Logs(ctx, req)
+	req.Namespace, req.FlowControl = c.Namespace(), true
+	stream, err := c.Tasks().Logs(ctx)
 	if err != nil {
+		return err
+	}
+	if err := stream.Send(req); err != nil {
 		return err
 	}
 	out := map[string]*stampedWriter{
 		"stdout": {w: e.stdout, stamp: fs.boolean("timestamps"), lineStart: true},
 		"stderr": {w: e.stderr, stamp: fs.boolean("timestamps"), lineStart: true},
 	}
+	var consumed flowctl.Receiver
+	flow := false
 	for {
 		entry, err := stream.Recv()
 		if err == io.EOF {
@@ -500,10 +506,20 @@ func runLogs(ctx context.Context, e *env, fs *flagSet, args []string) error {
 		if err != nil {
 			return err
 		}
+		if entry.FlowControl {
+			flow = true
+			continue
+		}
 		if entry.Stream == "stderr" {
 			out["stderr"].write(entry)
 		} else if err := out["stdout"].write(entry); err != nil {
 			return err
+		}
+		// Written out: xd may send more (see pkg/flowctl).
+		if n, due := consumed.Consumed(); flow && due {
+			if err := stream.Send(&xdv1.LogsRequest{Consumed: n}); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/xstack/xstack/pkg/client"
+	"github.com/xstack/xstack/pkg/flowctl"
 	xdv1 "github.com/xstack/xstack/proto/xd/v1"
 )
 
@@ -48,13 +49,21 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 	if err != nil {
 		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
 	}
-	if err := stream.Send(&xdv1.AttachRequest{ContainerId: p.containerID, ExecId: p.execID, Namespace: c.Namespace()}); err != nil {
+	if err := stream.Send(&xdv1.AttachRequest{ContainerId: p.containerID, ExecId: p.execID, Namespace: c.Namespace(), FlowControl: true}); err != nil {
 		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
 	}
 	// xd acknowledges once the stream is attached: from then on no output
 	// is missed, so Start may go.
-	if _, err := stream.Recv(); err != nil {
+	ack, err := stream.Recv()
+	if err != nil {
 		return 0, &errNotStarted{fmt.Errorf("attach: %w", err)}
+	}
+	// With flow control (see pkg/flowctl) our stdin waits for xd to pass
+	// it on, and xd's output for us to write it out.
+	var stdinFlow *flowctl.Sender
+	if ack.FlowControl {
+		stdinFlow = flowctl.NewSender()
+		defer stdinFlow.ReceiverGone()
 	}
 	waitCh := c.WaitAsync(ctx, p.containerID, p.execID)
 
@@ -101,9 +110,10 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 		}
 	}()
 	if p.stdin {
-		go copyStdin(e.stdin, stream, !p.running)
+		go copyStdin(ctx, e.stdin, stream, stdinFlow, !p.running)
 	}
 
+	var consumed flowctl.Receiver
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -112,6 +122,12 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 			}
 			return 0, fmt.Errorf("attach: %w", err)
 		}
+		if resp.StdinConsumed > 0 && stdinFlow != nil {
+			stdinFlow.Acked(resp.StdinConsumed)
+		}
+		if len(resp.Stdout) == 0 && len(resp.Stderr) == 0 {
+			continue
+		}
 		if len(resp.Stdout) > 0 {
 			if _, err := e.stdout.Write(resp.Stdout); err != nil {
 				return 0, err
@@ -119,6 +135,11 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 		}
 		if len(resp.Stderr) > 0 {
 			e.stderr.Write(resp.Stderr)
+		}
+		if n, due := consumed.Consumed(); stdinFlow != nil && due {
+			if err := stream.Send(&xdv1.AttachRequest{OutputConsumed: n}); err != nil {
+				return 0, fmt.Errorf("attach: %w", err)
+			}
 		}
 	}
 	r := <-waitCh
@@ -129,19 +150,28 @@ func (e *env) attachStartWait(ctx context.Context, c *client.Client, p procSpec)
 }
 
 // copyStdin sends our stdin to the process, then, if asked, closes the
-// process's.
-func copyStdin(in io.Reader, stream xdv1.Tasks_AttachClient, closeAtEnd bool) {
+// process's. With flow (xd acknowledges), it sends no further ahead of the
+// process than the window.
+func copyStdin(ctx context.Context, in io.Reader, stream xdv1.Tasks_AttachClient, flow *flowctl.Sender, closeAtEnd bool) {
+	send := func(req *xdv1.AttachRequest) error {
+		if flow != nil {
+			if err := flow.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		return stream.Send(req)
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := in.Read(buf)
 		if n > 0 {
-			if stream.Send(&xdv1.AttachRequest{Stdin: append([]byte(nil), buf[:n]...)}) != nil {
+			if send(&xdv1.AttachRequest{Stdin: append([]byte(nil), buf[:n]...)}) != nil {
 				return
 			}
 		}
 		if err != nil {
 			if closeAtEnd {
-				stream.Send(&xdv1.AttachRequest{CloseStdin: true})
+				send(&xdv1.AttachRequest{CloseStdin: true})
 			}
 			return
 		}

@@ -1246,9 +1246,14 @@ type AttachRequest struct {
 	CloseStdin bool `protobuf:"varint,4,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
 	// First message only: the namespace (ttrpc carries no metadata on
 	// streams, so streaming requests name it themselves; empty = "default").
-	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Namespace string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// First message only: the client takes part in flow control (see
+	// Attach).
+	FlowControl bool `protobuf:"varint,6,opt,name=flow_control,json=flowControl,proto3" json:"flow_control,omitempty"`
+	// How many responses with output the client has consumed, in all.
+	OutputConsumed uint64 `protobuf:"varint,7,opt,name=output_consumed,json=outputConsumed,proto3" json:"output_consumed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AttachRequest) Reset() {
@@ -1316,10 +1321,29 @@ func (x *AttachRequest) GetNamespace() string {
 	return ""
 }
 
+func (x *AttachRequest) GetFlowControl() bool {
+	if x != nil {
+		return x.FlowControl
+	}
+	return false
+}
+
+func (x *AttachRequest) GetOutputConsumed() uint64 {
+	if x != nil {
+		return x.OutputConsumed
+	}
+	return 0
+}
+
 type AttachResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stdout        []byte                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
-	Stderr        []byte                 `protobuf:"bytes,2,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stdout []byte                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr []byte                 `protobuf:"bytes,2,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// In the first response: xd takes part in flow control.
+	FlowControl bool `protobuf:"varint,3,opt,name=flow_control,json=flowControl,proto3" json:"flow_control,omitempty"`
+	// How many requests after the first xd has passed to the process, in
+	// all.
+	StdinConsumed uint64 `protobuf:"varint,4,opt,name=stdin_consumed,json=stdinConsumed,proto3" json:"stdin_consumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1368,6 +1392,20 @@ func (x *AttachResponse) GetStderr() []byte {
 	return nil
 }
 
+func (x *AttachResponse) GetFlowControl() bool {
+	if x != nil {
+		return x.FlowControl
+	}
+	return false
+}
+
+func (x *AttachResponse) GetStdinConsumed() uint64 {
+	if x != nil {
+		return x.StdinConsumed
+	}
+	return 0
+}
+
 type LogsRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
@@ -1379,7 +1417,11 @@ type LogsRequest struct {
 	// lines, in the order they began); unset: all of them.
 	Tail *uint32 `protobuf:"varint,4,opt,name=tail,proto3,oneof" json:"tail,omitempty"`
 	// Leave out what was logged before this.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	// First request: the client takes part in flow control (see Attach).
+	FlowControl bool `protobuf:"varint,6,opt,name=flow_control,json=flowControl,proto3" json:"flow_control,omitempty"`
+	// Later requests: how many entries with data the client has consumed.
+	Consumed      uint64 `protobuf:"varint,7,opt,name=consumed,proto3" json:"consumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1449,12 +1491,29 @@ func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LogsRequest) GetFlowControl() bool {
+	if x != nil {
+		return x.FlowControl
+	}
+	return false
+}
+
+func (x *LogsRequest) GetConsumed() uint64 {
+	if x != nil {
+		return x.Consumed
+	}
+	return 0
+}
+
 type LogEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "stdout" or "stderr".
-	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	Stream string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Data   []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Time   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// The first entry, without data, when the client asked for flow
+	// control: xd takes part.
+	FlowControl   bool `protobuf:"varint,4,opt,name=flow_control,json=flowControl,proto3" json:"flow_control,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1508,6 +1567,13 @@ func (x *LogEntry) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *LogEntry) GetFlowControl() bool {
+	if x != nil {
+		return x.FlowControl
+	}
+	return false
 }
 
 var File_xd_v1_tasks_proto protoreflect.FileDescriptor
@@ -1600,28 +1666,35 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\x05stdin\x18\x03 \x01(\bR\x05stdin\"\x12\n" +
 	"\x10ListTasksRequest\"6\n" +
 	"\x11ListTasksResponse\x12!\n" +
-	"\x05tasks\x18\x01 \x03(\v2\v.xd.v1.TaskR\x05tasks\"\xa0\x01\n" +
+	"\x05tasks\x18\x01 \x03(\v2\v.xd.v1.TaskR\x05tasks\"\xec\x01\n" +
 	"\rAttachRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x14\n" +
 	"\x05stdin\x18\x03 \x01(\fR\x05stdin\x12\x1f\n" +
 	"\vclose_stdin\x18\x04 \x01(\bR\n" +
 	"closeStdin\x12\x1c\n" +
-	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"@\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\x12!\n" +
+	"\fflow_control\x18\x06 \x01(\bR\vflowControl\x12'\n" +
+	"\x0foutput_consumed\x18\a \x01(\x04R\x0eoutputConsumed\"\x8a\x01\n" +
 	"\x0eAttachResponse\x12\x16\n" +
 	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
-	"\x06stderr\x18\x02 \x01(\fR\x06stderr\"\xba\x01\n" +
+	"\x06stderr\x18\x02 \x01(\fR\x06stderr\x12!\n" +
+	"\fflow_control\x18\x03 \x01(\bR\vflowControl\x12%\n" +
+	"\x0estdin_consumed\x18\x04 \x01(\x04R\rstdinConsumed\"\xf9\x01\n" +
 	"\vLogsRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x17\n" +
 	"\x04tail\x18\x04 \x01(\rH\x00R\x04tail\x88\x01\x01\x120\n" +
-	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05sinceB\a\n" +
-	"\x05_tail\"f\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12!\n" +
+	"\fflow_control\x18\x06 \x01(\bR\vflowControl\x12\x1a\n" +
+	"\bconsumed\x18\a \x01(\x04R\bconsumedB\a\n" +
+	"\x05_tail\"\x89\x01\n" +
 	"\bLogEntry\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time*U\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12!\n" +
+	"\fflow_control\x18\x04 \x01(\bR\vflowControl*U\n" +
 	"\x06Status\x12\v\n" +
 	"\aUNKNOWN\x10\x00\x12\v\n" +
 	"\aCREATED\x10\x01\x12\v\n" +
@@ -1629,7 +1702,7 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\aSTOPPED\x10\x03\x12\n" +
 	"\n" +
 	"\x06PAUSED\x10\x04\x12\v\n" +
-	"\aPAUSING\x10\x052\x9a\a\n" +
+	"\aPAUSING\x10\x052\x9c\a\n" +
 	"\x05Tasks\x12/\n" +
 	"\x06Create\x12\x18.xd.v1.CreateTaskRequest\x1a\v.xd.v1.Task\x122\n" +
 	"\x05Start\x12\x13.xd.v1.StartRequest\x1a\x14.xd.v1.StartResponse\x12-\n" +
@@ -1646,8 +1719,8 @@ const file_xd_v1_tasks_proto_rawDesc = "" +
 	"\aCloseIO\x12\x15.xd.v1.CloseIORequest\x1a\x16.google.protobuf.Empty\x12+\n" +
 	"\x03Get\x12\x17.xd.v1.ContainerRequest\x1a\v.xd.v1.Task\x129\n" +
 	"\x04List\x12\x17.xd.v1.ListTasksRequest\x1a\x18.xd.v1.ListTasksResponse\x129\n" +
-	"\x06Attach\x12\x14.xd.v1.AttachRequest\x1a\x15.xd.v1.AttachResponse(\x010\x01\x12-\n" +
-	"\x04Logs\x12\x12.xd.v1.LogsRequest\x1a\x0f.xd.v1.LogEntry0\x01B+Z)github.com/xstack/xstack/proto/xd/v1;xdv1b\x06proto3"
+	"\x06Attach\x12\x14.xd.v1.AttachRequest\x1a\x15.xd.v1.AttachResponse(\x010\x01\x12/\n" +
+	"\x04Logs\x12\x12.xd.v1.LogsRequest\x1a\x0f.xd.v1.LogEntry(\x010\x01B+Z)github.com/xstack/xstack/proto/xd/v1;xdv1b\x06proto3"
 
 var (
 	file_xd_v1_tasks_proto_rawDescOnce sync.Once

@@ -25,7 +25,7 @@ type TasksService interface {
 	Get(context.Context, *ContainerRequest) (*Task, error)
 	List(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	Attach(context.Context, Tasks_AttachServer) error
-	Logs(context.Context, *LogsRequest, Tasks_LogsServer) error
+	Logs(context.Context, Tasks_LogsServer) error
 }
 
 type Tasks_AttachServer interface {
@@ -52,6 +52,7 @@ func (x *tasksAttachServer) Recv() (*AttachRequest, error) {
 
 type Tasks_LogsServer interface {
 	Send(*LogEntry) error
+	Recv() (*LogsRequest, error)
 	ttrpc.StreamServer
 }
 
@@ -61,6 +62,14 @@ type tasksLogsServer struct {
 
 func (x *tasksLogsServer) Send(m *LogEntry) error {
 	return x.StreamServer.SendMsg(m)
+}
+
+func (x *tasksLogsServer) Recv() (*LogsRequest, error) {
+	m := new(LogsRequest)
+	if err := x.StreamServer.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func RegisterTasksService(srv *ttrpc.Server, svc TasksService) {
@@ -182,13 +191,9 @@ func RegisterTasksService(srv *ttrpc.Server, svc TasksService) {
 			},
 			"Logs": {
 				Handler: func(ctx context.Context, stream ttrpc.StreamServer) (interface{}, error) {
-					m := new(LogsRequest)
-					if err := stream.RecvMsg(m); err != nil {
-						return nil, err
-					}
-					return nil, svc.Logs(ctx, m, &tasksLogsServer{stream})
+					return nil, svc.Logs(ctx, &tasksLogsServer{stream})
 				},
-				StreamingClient: false,
+				StreamingClient: true,
 				StreamingServer: true,
 			},
 		},
@@ -212,7 +217,7 @@ type TasksClient interface {
 	Get(context.Context, *ContainerRequest) (*Task, error)
 	List(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	Attach(context.Context) (Tasks_AttachClient, error)
-	Logs(context.Context, *LogsRequest) (Tasks_LogsClient, error)
+	Logs(context.Context) (Tasks_LogsClient, error)
 }
 
 type tasksClient struct {
@@ -379,11 +384,11 @@ func (x *tasksAttachClient) Recv() (*AttachResponse, error) {
 	return m, nil
 }
 
-func (c *tasksClient) Logs(ctx context.Context, req *LogsRequest) (Tasks_LogsClient, error) {
+func (c *tasksClient) Logs(ctx context.Context) (Tasks_LogsClient, error) {
 	stream, err := c.client.NewStream(ctx, &ttrpc.StreamDesc{
-		StreamingClient: false,
+		StreamingClient: true,
 		StreamingServer: true,
-	}, "xd.v1.Tasks", "Logs", req)
+	}, "xd.v1.Tasks", "Logs", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -392,12 +397,17 @@ func (c *tasksClient) Logs(ctx context.Context, req *LogsRequest) (Tasks_LogsCli
 }
 
 type Tasks_LogsClient interface {
+	Send(*LogsRequest) error
 	Recv() (*LogEntry, error)
 	ttrpc.ClientStream
 }
 
 type tasksLogsClient struct {
 	ttrpc.ClientStream
+}
+
+func (x *tasksLogsClient) Send(m *LogsRequest) error {
+	return x.ClientStream.SendMsg(m)
 }
 
 func (x *tasksLogsClient) Recv() (*LogEntry, error) {
