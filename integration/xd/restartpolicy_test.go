@@ -94,6 +94,18 @@ func TestRestartPolicies(t *testing.T) {
 		t.Errorf("parked is %s after xd's restart, want stopped", status)
 	}
 
+	// Removed, not restarted.
+	d.ok("run", "-d", "--name", "removed", "--restart", "always", testImage, "sleep", "1000")
+	d.waitStatus("removed", xdv1.Status_RUNNING)
+	d.ok("rm", "-f", "removed")
+	time.Sleep(300 * time.Millisecond)
+	if ids := d.ok("ps", "-a", "-q"); strings.Contains(ids, "removed") {
+		t.Errorf("rm -f of a container that always restarts: still listed\n%s", ids)
+	}
+	if strings.Contains(d.logs(), "restart policy:") {
+		t.Errorf("xd's restart policy failed somewhere:\n%s", d.logs())
+	}
+
 	if _, errOut, code := d.xctl("run", "--rm", "--restart", "always", testImage, "true"); code == 0 || !strings.Contains(errOut, "--restart") {
 		t.Errorf("run --rm --restart always: exit %d, stderr %q", code, errOut)
 	}

@@ -180,6 +180,10 @@ func (s *Server) DeleteContainer(ctx context.Context, id string, force bool) err
 		if running && !force {
 			return fmt.Errorf("container %q is running: stop it first or force: %w", id, errdefs.ErrFailedPrecondition)
 		}
+		// Its restart policy must not bring back what is being removed.
+		t.mu.Lock()
+		t.record.StoppedByUser = true
+		t.mu.Unlock()
 		if _, err := s.DeleteProcess(ctx, id, "", true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return err
 		}

@@ -139,7 +139,7 @@ func (s *Server) scheduleRestart(ns, id string, delay time.Duration, restarts ui
 	key := taskKey(ns, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.restarts[key] != nil {
+	if s.restarts[key] != nil || s.closing {
 		return
 	}
 	pending := &pendingRestart{}

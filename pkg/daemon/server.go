@@ -51,8 +51,9 @@ type Server struct {
 	reattachNow  chan struct{}
 	reattachOnce sync.Once
 	// restarts are the restarts of restart policies waiting for their
-	// delay, by ns/id.
+	// delay, by ns/id; none are made once closing.
 	restarts map[string]*pendingRestart
+	closing  bool
 
 	listener net.Listener
 	srv      *ttrpc.Server
@@ -162,6 +163,12 @@ func (s *Server) Close() {
 	for _, t := range s.tasks {
 		t.detach()
 	}
+	// Pending restarts are for the next xd to make (restartAtStart).
+	for key, pending := range s.restarts {
+		pending.timer.Stop()
+		delete(s.restarts, key)
+	}
+	s.closing = true
 	s.mu.Unlock()
 	if s.listener != nil {
 		s.listener.Close()
