@@ -254,7 +254,7 @@ func (s *Server) recoverTask(ctx context.Context, ns, id string) (*xdv1.Task, fu
 		p.exit = &xdv1.ExitStatus{ExitStatus: rec.ExitStatus, ExitedAt: rec.ExitedAt, Pid: p.pid}
 		close(p.exited)
 	}
-	if p.io, err = taskio.Reopen(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: rec.Stdin, Terminal: rec.Tty, LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: s.log.With("ns", ns, "id", id)}); err != nil {
+	if p.io, err = taskio.Reopen(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: rec.Stdin, Terminal: rec.Tty, LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: log}); err != nil {
 		log.Warn("reopen stdio", "error", err)
 		p.io = nil
 	}

@@ -205,6 +205,9 @@ func (s *Server) restartNow(ns, id string, restarts uint32) {
 func (s *Server) stoppedByClient(ctx context.Context, id string) {
 	ns := namespace(ctx)
 	s.cancelRestart(ns, id)
+	if c, err := s.db.GetContainer(ns, id); err != nil || c.GetOptions().GetRestart() == "" || c.GetOptions().GetRestart() == "no" {
+		return // nothing to hold back: no record to write
+	}
 	if t := s.getTask(ns, id); t != nil && t.shim != nil {
 		t.mu.Lock()
 		t.record.StoppedByUser = true

@@ -115,8 +115,9 @@ func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ 
 	if restarts == 0 {
 		taskio.RemoveLog(s.logPath(ns, id)) // a new task starts a new log
 	}
+	log := s.log.With("ns", ns, "id", id)
 	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty,
-		LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: s.log.With("ns", ns, "id", id)})
+		LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ 
 	shimStarted := time.Now()
 	t := &task{
 		s: s, ns: ns, id: id, bundle: bundle, shim: shim,
-		log:   s.log.With("ns", ns, "id", id),
+		log:   log,
 		procs: map[string]*process{},
 		gone:  make(chan struct{}),
 		record: &xdv1.Task{

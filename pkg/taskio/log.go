@@ -96,7 +96,7 @@ type logWriter struct {
 	path     string
 	size     int64 // of the whole lines in the file
 	rotation Rotation
-	next     int // the number the next rotated file gets
+	next     int // the number the next rotated file gets; 0: not known yet
 	log      *slog.Logger
 	// dropped counts the chunks lost since writing started failing.
 	dropped int
@@ -115,24 +115,7 @@ func openLog(path string, rotation Rotation, log *slog.Logger) (*logWriter, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &logWriter{f: f, path: path, size: size, rotation: rotation, next: 1, log: log}
-	if rotation.MaxSize > 0 {
-		// A log kept over a restart: number on, and keep fewer files if
-		// fewer are asked for now.
-		files, err := rotatedFiles(path)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("log %s: %w", path, err)
-		}
-		if len(files) > 0 {
-			l.next = files[len(files)-1].n + 1
-		}
-		for len(files) > max(rotation.MaxFiles, 1)-1 {
-			os.Remove(files[0].path)
-			files = files[1:]
-		}
-	}
-	return l, nil
+	return &logWriter{f: f, path: path, size: size, rotation: rotation, log: log}, nil
 }
 
 // wholeLines cuts off a last line without its newline, left by a writer
@@ -238,6 +221,25 @@ func (l *logWriter) makeRoom(n int64) error {
 // have open whatever its name.
 func (l *logWriter) rotate() error {
 	keep := max(l.rotation.MaxFiles, 1)
+	if l.next == 0 {
+		// The first rotation of this writer: the log may have rotated
+		// files of an earlier xd. Listed now, not when the log is opened:
+		// all logs of a namespace share a directory, and xd opens them
+		// all when it restarts.
+		files, err := rotatedFiles(l.path)
+		if err != nil {
+			return err
+		}
+		l.next = 1
+		if len(files) > 0 {
+			l.next = files[len(files)-1].n + 1
+		}
+		// Fewer kept than before: the oldest go.
+		for len(files) > keep-1 {
+			os.Remove(files[0].path)
+			files = files[1:]
+		}
+	}
 	if keep == 1 {
 		return os.Remove(l.path)
 	}

@@ -393,3 +393,37 @@ func TestReadLogFollowRotation(t *testing.T) {
 		t.Errorf("%d rotated files: the test wants many rotations", len(files))
 	}
 }
+
+// TestLogRotationAfterRestart: a log reopened by a new xd numbers its
+// rotated files on from the last one, and keeps no more than it is told.
+func TestLogRotationAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	first, err := openLog(path, Rotation{MaxSize: 200, MaxFiles: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		first.write("stdout", fmt.Appendf(nil, "line %d\n", i))
+	}
+	first.close()
+	before, _ := rotatedFiles(path)
+	if len(before) != 3 {
+		t.Fatalf("rotated files %v, want 3", before)
+	}
+	second, err := openLog(path, Rotation{MaxSize: 200, MaxFiles: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 21; i <= 40; i++ {
+		second.write("stdout", fmt.Appendf(nil, "line %d\n", i))
+	}
+	second.close()
+	after, _ := rotatedFiles(path)
+	if len(after) != 1 || after[0].n <= before[len(before)-1].n {
+		t.Errorf("rotated files after the restart %v (before %v): want one, numbered on", after, before)
+	}
+	numbers := readNumbers(t, path, EveryLine)
+	if len(numbers) == 0 || numbers[len(numbers)-1] != 40 {
+		t.Errorf("read back %v, want a run up to 40", numbers)
+	}
+}
