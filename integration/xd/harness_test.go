@@ -36,11 +36,13 @@ func TestMain(m *testing.M) {
 	// Shims started by a test's xd are reparented here when xd dies, so
 	// the tests can reap them, as the shim does its containers.
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	code := m.Run()
-	if imagesDir != "" {
-		os.RemoveAll(imagesDir)
-	}
-	os.Exit(code)
+	// testenv.Main also removes the rootfs and /xtest it built (they were
+	// left in /tmp by every run).
+	testenv.Main(m, func() {
+		if imagesDir != "" {
+			os.RemoveAll(imagesDir)
+		}
+	})
 }
 
 // images builds the test image once, as an OCI layout tar and a
