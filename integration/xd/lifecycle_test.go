@@ -198,6 +198,11 @@ func TestLogsFollow(t *testing.T) {
 	if out := d.ok("logs", "talker"); out != "line 1\nline 2\nline 3\n" {
 		t.Fatalf("logs after exit: %q", out)
 	}
+	// Started again, it logs on after its first run, as docker's.
+	d.ok("start", "-a", "talker")
+	if out := d.ok("logs", "talker"); out != strings.Repeat("line 1\nline 2\nline 3\n", 2) {
+		t.Fatalf("logs after a second run: %q", out)
+	}
 }
 
 // TestLogsTailSinceTimestamps: docker's logs -n, --since and -t, on a

@@ -168,8 +168,7 @@ func (s *Server) cancelRestart(ns, id string) {
 	}
 }
 
-// restartNow replaces the container's exited task by a new one, keeping
-// its log.
+// restartNow replaces the container's exited task by a new one.
 func (s *Server) restartNow(ns, id string, restarts uint32) {
 	ctx := withNamespace(context.Background(), ns)
 	log := s.log.With("ns", ns, "id", id)

@@ -50,7 +50,7 @@ func (s *Server) CreateTask(ctx context.Context, id string) (*xdv1.Task, error) 
 }
 
 // createTask makes the container's task; restarts counts the restarts of
-// its policy, which keep the log of the runs before.
+// its policy.
 func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ *xdv1.Task, err error) {
 	ns := namespace(ctx)
 	c, err := s.db.GetContainer(ns, id)
@@ -112,9 +112,8 @@ func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ 
 	if err := os.MkdirAll(filepath.Dir(s.logPath(ns, id)), 0o700); err != nil {
 		return nil, err
 	}
-	if restarts == 0 {
-		taskio.RemoveLog(s.logPath(ns, id)) // a new task starts a new log
-	}
+	// The log goes on across the container's runs, as docker's; it goes
+	// with the container.
 	log := s.log.With("ns", ns, "id", id)
 	pio, err := taskio.Create(taskio.Config{Dir: filepath.Join(bundle, "io"), Name: "init", Stdin: stdin, Terminal: tty,
 		LogPath: s.logPath(ns, id), LogRotation: s.logRotation(), Log: log})
