@@ -78,13 +78,21 @@ func endsProcess(signal uint32) bool {
 type pendingRestart struct{ timer *time.Timer }
 
 // afterInitExit applies the container's restart policy to its init's exit.
+// (A container being removed is marked stopped by its remover.)
 func (s *Server) afterInitExit(t *task, status uint32) {
-	c, err := s.db.GetContainer(t.ns, t.id)
-	if err != nil {
-		return // being removed
+	policy := t.restart
+	if policy == nil {
+		c, err := s.db.GetContainer(t.ns, t.id)
+		if err != nil {
+			return
+		}
+		p, err := parseRestartPolicy(c.GetOptions().GetRestart())
+		if err != nil {
+			return
+		}
+		policy = &p
 	}
-	policy, err := parseRestartPolicy(c.GetOptions().GetRestart())
-	if err != nil || policy.mode == "no" {
+	if policy.mode == "no" {
 		return
 	}
 	t.mu.Lock()

@@ -40,6 +40,10 @@ type task struct {
 	// gone is closed when the shim is lost for good (deleted or dead).
 	gone     chan struct{}
 	goneOnce sync.Once
+	// restart is the container's restart policy, known when xd created
+	// the task; nil for a task re-attached after a restart (read from the
+	// container when its init exits).
+	restart *restartPolicy
 }
 
 // process is the init (execID "") or an exec.

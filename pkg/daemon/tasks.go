@@ -57,6 +57,10 @@ func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ 
 	if err != nil {
 		return nil, err
 	}
+	policy, err := parseRestartPolicy(c.GetOptions().GetRestart())
+	if err != nil {
+		return nil, err
+	}
 	rt, ok := s.runtimes[c.Runtime]
 	if !ok {
 		return nil, fmt.Errorf("runtime %q of container %q is not available on this xd: %w", c.Runtime, id, errdefs.ErrFailedPrecondition)
@@ -134,9 +138,10 @@ func (s *Server) createTask(ctx context.Context, id string, restarts uint32) (_ 
 	shimStarted := time.Now()
 	t := &task{
 		s: s, ns: ns, id: id, bundle: bundle, shim: shim,
-		log:   log,
-		procs: map[string]*process{},
-		gone:  make(chan struct{}),
+		log:     log,
+		restart: &policy,
+		procs:   map[string]*process{},
+		gone:    make(chan struct{}),
 		record: &xdv1.Task{
 			ContainerId: id, Status: xdv1.Status_CREATED, Tty: tty, Stdin: stdin,
 			ShimAddress: shim.Address(), Runtime: c.Runtime, ShimPid: uint32(shim.Pid()),
